@@ -1,0 +1,162 @@
+"""OMG-Seg configuration keys.
+
+``add_omgseg_config(cfg)`` adds every key the plugin reads. The defaults are the values of the
+official ConvNeXt-L release (lxtGH/OMG-Seg, ``omg_convl_vlm_fix_12e_ov_coco_vid_yt19_vip_city_cocopansam``)
+so that a leaf YAML only has to name what differs from the paper.
+"""
+from detectron2.config import CfgNode as CN
+
+__all__ = ["add_omgseg_config"]
+
+
+def add_omgseg_config(cfg: CN) -> None:
+    """Add the OMG-Seg keys (``MODEL.OMG``, ``INPUT.*``, ``SOLVER.*``) to a Detectron2 config."""
+    _add_model_config(cfg)
+    _add_input_config(cfg)
+    _add_solver_config(cfg)
+
+
+def _add_model_config(cfg: CN) -> None:
+    cfg.MODEL.META_ARCHITECTURE = "OMGSeg"
+    cfg.MODEL.BACKBONE.NAME = "OpenCLIPBackbone"
+    # ImageNet statistics in RGB order, as the official model uses (not the CLIP statistics).
+    cfg.MODEL.PIXEL_MEAN = [123.675, 116.28, 103.53]
+    cfg.MODEL.PIXEL_STD = [58.395, 57.12, 57.375]
+
+    cfg.MODEL.OMG = CN()
+
+    # ---- frozen OpenCLIP backbone and text tower -------------------------------------------
+    cfg.MODEL.OMG.CLIP = CN()
+    # OpenCLIP model name (open_clip.list_models() or a tiny config registered by omgseg).
+    cfg.MODEL.OMG.CLIP.MODEL_NAME = "convnext_large_d_320"
+    # OpenCLIP pretrained tag, a local checkpoint path, or "" for random initialisation.
+    cfg.MODEL.OMG.CLIP.PRETRAINED = "laion2b_s29b_b131k_ft_soup"
+    # Freeze the visual tower (eval mode, no grad). The official OV model freezes it.
+    cfg.MODEL.OMG.CLIP.FREEZE = True
+    # Where text embeddings are cached, one file per (CLIP model, pretrained, vocabulary).
+    cfg.MODEL.OMG.CLIP.TEXT_CACHE_DIR = "~/.cache/omgseg/text_embeddings"
+    # Fixed logit scale of the cosine classifier: exp(4.6052) = 100 (temperature 0.01).
+    cfg.MODEL.OMG.CLIP.LOGIT_SCALE = 100.0
+    # Number of class-name prompts encoded per text-tower forward (bounds memory).
+    cfg.MODEL.OMG.CLIP.TEXT_BATCH_SIZE = 128
+
+    # ---- pixel decoder (multi-scale deformable attention encoder + FPN) --------------------
+    # Name in PIXEL_DECODER_REGISTRY.
+    cfg.MODEL.OMG.PIXEL_DECODER_NAME = "MSDeformAttnPixelDecoder"
+    # Backbone features the pixel decoder reads (finest first).
+    cfg.MODEL.OMG.IN_FEATURES = ["res2", "res3", "res4", "res5"]
+    # Features that go through the deformable encoder; the rest get FPN steps.
+    cfg.MODEL.OMG.DEFORMABLE_IN_FEATURES = ["res3", "res4", "res5"]
+    # Channel width of the pixel decoder.
+    cfg.MODEL.OMG.CONVS_DIM = 256
+    # Channel width of the per-pixel mask features.
+    cfg.MODEL.OMG.MASK_DIM = 256
+    # Normalisation of the pixel-decoder convolutions.
+    cfg.MODEL.OMG.NORM = "GN"
+    # Stride of the mask features.
+    cfg.MODEL.OMG.COMMON_STRIDE = 4
+    # Deformable encoder layers / heads / sampling points per head and level / FFN width.
+    cfg.MODEL.OMG.ENC_LAYERS = 6
+    cfg.MODEL.OMG.ENC_HEADS = 8
+    cfg.MODEL.OMG.ENC_POINTS = 4
+    cfg.MODEL.OMG.ENC_DIM_FEEDFORWARD = 1024
+    # Deformable-attention core: "auto" (fused GPU kernel when one is importable and the input
+    # is on CUDA, else PyTorch grid_sample) or "pytorch" (always grid_sample).
+    cfg.MODEL.OMG.DEFORM_ATTN_IMPL = "auto"
+
+    # ---- shared multi-task mask decoder ------------------------------------------------------
+    # Name in TRANSFORMER_DECODER_REGISTRY.
+    cfg.MODEL.OMG.TRANSFORMER_DECODER_NAME = "OMGMaskDecoder"
+    # Width of queries and attention.
+    cfg.MODEL.OMG.HIDDEN_DIM = 256
+    # Number of learned semantic queries.
+    cfg.MODEL.OMG.NUM_OBJECT_QUERIES = 300
+    # Attention heads / FFN width / number of decoder layers (3 rounds over strides 32, 16, 8).
+    cfg.MODEL.OMG.NHEADS = 8
+    cfg.MODEL.OMG.DIM_FEEDFORWARD = 2048
+    cfg.MODEL.OMG.DEC_LAYERS = 9
+    # Post-norm (False) as in Mask2Former and the official model.
+    cfg.MODEL.OMG.PRE_NORM = False
+    # Dropout inside the decoder (0.0 in every official config).
+    cfg.MODEL.OMG.DROPOUT = 0.0
+    # Attention-mask threshold: a query attends where its previous mask probability >= this.
+    cfg.MODEL.OMG.ATTN_MASK_THRESHOLD = 0.5
+
+    # ---- criterion and matcher -------------------------------------------------------------
+    # Supervise the prediction before layer 1 and after every layer.
+    cfg.MODEL.OMG.DEEP_SUPERVISION = True
+    # Cross-entropy weight of the void ("no object") class.
+    cfg.MODEL.OMG.NO_OBJECT_WEIGHT = 0.1
+    # Loss weights (also the matching-cost weights).
+    cfg.MODEL.OMG.CLASS_WEIGHT = 2.0
+    cfg.MODEL.OMG.MASK_WEIGHT = 5.0
+    cfg.MODEL.OMG.DICE_WEIGHT = 5.0
+    # Sigmoid focal loss (gamma 2, alpha 0.25) on the objectness logit.
+    cfg.MODEL.OMG.OBJECTNESS_WEIGHT = 2.0
+    # Points for matching costs and point-sampled mask losses (112 * 112).
+    cfg.MODEL.OMG.TRAIN_NUM_POINTS = 12544
+    # PointRend importance sampling of the mask-loss points.
+    cfg.MODEL.OMG.OVERSAMPLE_RATIO = 3.0
+    cfg.MODEL.OMG.IMPORTANCE_SAMPLE_RATIO = 0.75
+
+    # ---- open-vocabulary fusion with the frozen CLIP head (inference only) ------------------
+    cfg.MODEL.OMG.OV = CN()
+    # Fuse the learned class scores with mask-pooled frozen-CLIP scores.
+    cfg.MODEL.OMG.OV.ENABLED = False
+    # Geometric-ensemble exponent of the CLIP score for classes seen / unseen in training.
+    cfg.MODEL.OMG.OV.ALPHA = 0.4
+    cfg.MODEL.OMG.OV.BETA = 0.8
+
+    # ---- inference -------------------------------------------------------------------------
+    cfg.MODEL.OMG.TEST = CN()
+    # Which Detectron2 outputs one forward produces.
+    cfg.MODEL.OMG.TEST.SEMANTIC_ON = True
+    cfg.MODEL.OMG.TEST.INSTANCE_ON = True
+    cfg.MODEL.OMG.TEST.PANOPTIC_ON = True
+    # Panoptic: keep non-void queries whose class score is above this (official eval: 0.0).
+    cfg.MODEL.OMG.TEST.OBJECT_MASK_THRESHOLD = 0.0
+    # Panoptic: drop a segment whose visible / full (mask >= 0.5) area is below this.
+    cfg.MODEL.OMG.TEST.OVERLAP_THRESHOLD = 0.8
+    # Instance: number of (query, class) pairs kept per image.
+    cfg.MODEL.OMG.TEST.DETECTIONS_PER_IMAGE = 100
+    # Semantic: resize masks to the output size before the per-pixel sum.
+    cfg.MODEL.OMG.TEST.SEM_SEG_POSTPROCESSING_BEFORE_INFERENCE = True
+
+
+def _add_input_config(cfg: CN) -> None:
+    # The CLIP towers take RGB.
+    cfg.INPUT.FORMAT = "RGB"
+    # Mapper used by the trainer (see omgseg.data.build.MAPPERS).
+    cfg.INPUT.DATASET_MAPPER_NAME = "omg_pseudo_video_lsj"
+    # Frames per training clip; an image becomes a pseudo-video of this many frames.
+    cfg.INPUT.NUM_FRAMES = 2
+    # Large-scale jitter: resize by a random factor of the crop size, then crop to it.
+    cfg.INPUT.LSJ = CN()
+    # Crop size [H, W] (official: 1280 x 736, W x H).
+    cfg.INPUT.LSJ.CROP_SIZE = [736, 1280]
+    cfg.INPUT.LSJ.MIN_SCALE = 0.8
+    cfg.INPUT.LSJ.MAX_SCALE = 2.0
+    # Horizontal flip probability (shared by all frames of a clip).
+    cfg.INPUT.LSJ.FLIP_PROB = 0.5
+    # Images (and batches) are padded to a multiple of this.
+    cfg.INPUT.SIZE_DIVISIBILITY = 32
+    # Drop ground-truth segments smaller than this many pixels after augmentation.
+    cfg.INPUT.MIN_MASK_AREA = 0
+
+
+def _add_solver_config(cfg: CN) -> None:
+    cfg.SOLVER.OPTIMIZER = "ADAMW"
+    cfg.SOLVER.BASE_LR = 1e-4
+    cfg.SOLVER.WEIGHT_DECAY = 0.05
+    # No weight decay on normalisation layers and on query / level embeddings.
+    cfg.SOLVER.WEIGHT_DECAY_NORM = 0.0
+    cfg.SOLVER.WEIGHT_DECAY_EMBED = 0.0
+    # LR multiplier of the backbone when it is trained (MODEL.OMG.CLIP.FREEZE False).
+    cfg.SOLVER.BACKBONE_MULTIPLIER = 0.1
+    # Full-model L2 gradient clipping at 0.01.
+    cfg.SOLVER.CLIP_GRADIENTS.ENABLED = True
+    cfg.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = "full_model"
+    cfg.SOLVER.CLIP_GRADIENTS.CLIP_VALUE = 0.01
+    cfg.SOLVER.CLIP_GRADIENTS.NORM_TYPE = 2.0
+    cfg.SOLVER.WARMUP_ITERS = 500
+    cfg.SOLVER.WARMUP_FACTOR = 0.001

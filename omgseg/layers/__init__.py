@@ -1,0 +1,1 @@
+from .position_encoding import PositionEmbeddingSine, PositionEmbeddingSine3D, coordinate_to_encoding
