@@ -1,0 +1,3 @@
+from .trainer import Trainer, setup_cfg
+
+__all__ = ["Trainer", "setup_cfg"]
