@@ -166,6 +166,11 @@ class OMGSeg(nn.Module):
     def _vocabulary_of(self, inp: dict) -> Vocabulary:
         name = inp.get("dataset_name")
         if name:
+            if name not in MetadataCatalog.list():
+                raise KeyError(
+                    f"Unknown dataset_name '{name}': register it (DatasetCatalog / MetadataCatalog) "
+                    "so its class names can be read from its metadata"
+                )
             return Vocabulary.from_metadata(MetadataCatalog.get(name))
         if self.default_vocabulary is None:
             raise ValueError(

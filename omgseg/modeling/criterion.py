@@ -1,0 +1,312 @@
+"""Set criterion of OMG-Seg (Mask2Former losses on mask tubes, T >= 1).
+
+For every output (the final one and, with deep supervision, each ``aux_outputs`` entry, matched
+again) the criterion computes
+
+* ``loss_ce``: weighted cross-entropy over ``K + 1`` classes, void weight ``eos_coef``; unmatched
+  queries target void, targets labelled ``-1`` and whole prompt samples (``match`` False) are
+  ignored;
+* ``loss_mask`` / ``loss_dice``: sigmoid BCE and dice of matched tubes on PointRend
+  importance-sampled points (per frame), summed over masks and divided by ``num_masks``;
+* ``loss_objectness``: sigmoid focal loss on the objectness logit (1 for matched queries, else 0),
+  summed and divided by ``num_masks``; prompt samples are left out.
+
+``num_masks`` is the number of targets in the batch averaged over workers, at least 1. Losses
+are returned unweighted; ``weight_dict`` holds the weight of every key.
+"""
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torchvision.ops import sigmoid_focal_loss
+
+from detectron2.config import configurable
+from detectron2.projects.point_rend.point_features import (
+    get_uncertain_point_coords_with_randomness,
+    point_sample,
+)
+from detectron2.utils import comm
+
+from .matcher import HungarianMatcher
+
+__all__ = [
+    "SetCriterion",
+    "build_weight_dict",
+    "dice_loss",
+    "sigmoid_ce_loss",
+    "calculate_uncertainty",
+]
+
+_BASE_LOSS_KEYS = {
+    "labels": ("loss_ce",),
+    "masks": ("loss_mask", "loss_dice"),
+    "objectness": ("loss_objectness",),
+}
+
+
+def dice_loss(inputs: Tensor, targets: Tensor, num_masks: float) -> Tensor:
+    """Sum over rows of ``1 - (2 x.y + 1) / (sum x + sum y + 1)``, ``x = sigmoid(inputs)``,
+    divided by ``num_masks``. ``inputs`` / ``targets``: ``[n, P]``."""
+    probs = inputs.sigmoid().flatten(1)
+    targets = targets.flatten(1)
+    numerator = 2.0 * (probs * targets).sum(-1)
+    denominator = probs.sum(-1) + targets.sum(-1)
+    loss = 1.0 - (numerator + 1.0) / (denominator + 1.0)
+    return loss.sum() / num_masks
+
+
+def sigmoid_ce_loss(inputs: Tensor, targets: Tensor, num_masks: float) -> Tensor:
+    """Per-row mean of sigmoid BCE, summed over rows and divided by ``num_masks``."""
+    loss = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
+    return loss.flatten(1).mean(1).sum() / num_masks
+
+
+def calculate_uncertainty(logits: Tensor) -> Tensor:
+    """PointRend uncertainty of class-agnostic logits ``[n, 1, P]``: ``-|logit|``."""
+    assert logits.shape[1] == 1
+    return -torch.abs(logits)
+
+
+def build_weight_dict(
+    class_weight: float,
+    mask_weight: float,
+    dice_weight: float,
+    objectness_weight: float,
+    num_aux: int = 0,
+) -> Dict[str, float]:
+    """``{"loss_ce": class_weight, ..., "loss_ce_0": class_weight, ...}`` for ``num_aux`` aux
+    outputs."""
+    base = {
+        "loss_ce": float(class_weight),
+        "loss_mask": float(mask_weight),
+        "loss_dice": float(dice_weight),
+        "loss_objectness": float(objectness_weight),
+    }
+    out = dict(base)
+    for i in range(num_aux):
+        out.update({f"{k}_{i}": v for k, v in base.items()})
+    return out
+
+
+def _reduce_num_masks(num_masks: int, device: torch.device) -> float:
+    """Average the target count over workers; at least 1."""
+    value = torch.as_tensor([float(num_masks)], dtype=torch.float32, device=device)
+    world_size = 1
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(value)
+        world_size = comm.get_world_size()
+    return max(value.item() / world_size, 1.0)
+
+
+class SetCriterion(nn.Module):
+    """Hungarian-matched losses for OMG-Seg (see the module docstring)."""
+
+    @configurable
+    def __init__(
+        self,
+        matcher: nn.Module,
+        weight_dict: Dict[str, float],
+        eos_coef: float = 0.1,
+        losses: Iterable[str] = ("labels", "masks", "objectness"),
+        num_points: int = 12544,
+        oversample_ratio: float = 3.0,
+        importance_sample_ratio: float = 0.75,
+        deep_supervision: bool = True,
+    ):
+        """
+        Args:
+            matcher: module mapping ``(outputs, targets)`` to per-sample ``(pred_idx, tgt_idx)``.
+            weight_dict: weight of every loss key (incl. ``_{i}`` aux keys).
+            eos_coef: cross-entropy weight of the void class.
+            losses: subset of ``"labels"``, ``"masks"``, ``"objectness"``.
+            num_points: sampled points per frame for the mask losses.
+            oversample_ratio / importance_sample_ratio: PointRend importance sampling.
+            deep_supervision: also supervise ``outputs["aux_outputs"]``.
+        """
+        super().__init__()
+        losses = tuple(losses)
+        for name in losses:
+            if name not in _BASE_LOSS_KEYS:
+                raise ValueError(f"unknown loss {name!r}; expected one of {list(_BASE_LOSS_KEYS)}")
+        self.matcher = matcher
+        self.weight_dict = dict(weight_dict)
+        self.eos_coef = float(eos_coef)
+        self.losses = losses
+        self.num_points = int(num_points)
+        self.oversample_ratio = float(oversample_ratio)
+        self.importance_sample_ratio = float(importance_sample_ratio)
+        self.deep_supervision = bool(deep_supervision)
+
+    @classmethod
+    def from_config(cls, cfg) -> Dict:
+        omg = cfg.MODEL.OMG
+        deep = bool(omg.DEEP_SUPERVISION)
+        return {
+            "matcher": HungarianMatcher(cfg),
+            "weight_dict": build_weight_dict(
+                omg.CLASS_WEIGHT,
+                omg.MASK_WEIGHT,
+                omg.DICE_WEIGHT,
+                omg.OBJECTNESS_WEIGHT,
+                num_aux=omg.DEC_LAYERS if deep else 0,
+            ),
+            "eos_coef": omg.NO_OBJECT_WEIGHT,
+            "losses": ("labels", "masks", "objectness"),
+            "num_points": omg.TRAIN_NUM_POINTS,
+            "oversample_ratio": omg.OVERSAMPLE_RATIO,
+            "importance_sample_ratio": omg.IMPORTANCE_SAMPLE_RATIO,
+            "deep_supervision": deep,
+        }
+
+    # ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _batch_pred_index(indices: Sequence[Tuple[Tensor, Tensor]]) -> Tuple[Tensor, Tensor]:
+        batch_idx = torch.cat(
+            [torch.full_like(src, i, dtype=torch.int64) for i, (src, _) in enumerate(indices)]
+        )
+        src_idx = torch.cat([src.to(torch.int64) for src, _ in indices])
+        return batch_idx, src_idx
+
+    @staticmethod
+    def _prompt_flags(targets: Sequence[Dict]) -> List[bool]:
+        return [not bool(t.get("match", True)) for t in targets]
+
+    def loss_labels(self, outputs, targets, indices, num_masks) -> Dict[str, Tensor]:
+        """Weighted CE; unmatched -> void (K); label -1 and prompt samples ignored."""
+        logits = outputs["pred_logits"].float()  # [B, Q, K+1]
+        bsz, num_queries, num_cls1 = logits.shape
+        num_classes = num_cls1 - 1
+        device = logits.device
+        target_classes = torch.full(
+            (bsz, num_queries), num_classes, dtype=torch.int64, device=device
+        )
+        for b, ((src, tgt_idx), tgt) in enumerate(zip(indices, targets)):
+            if src.numel() == 0:
+                continue
+            labels = tgt["labels"].to(device=device, dtype=torch.int64)[tgt_idx.to(device)]
+            # -1 stays -1: ignored by cross_entropy below.
+            target_classes[b, src.to(device)] = labels
+        for b, is_prompt in enumerate(self._prompt_flags(targets)):
+            if is_prompt:
+                target_classes[b] = -1
+        if bool((target_classes >= 0).any()):
+            empty_weight = torch.ones(num_cls1, dtype=logits.dtype, device=device)
+            empty_weight[-1] = self.eos_coef
+            loss_ce = F.cross_entropy(
+                logits.transpose(1, 2), target_classes, weight=empty_weight, ignore_index=-1
+            )
+        else:
+            loss_ce = logits.sum() * 0.0
+        return {"loss_ce": loss_ce}
+
+    def _sample_points(self, src_masks: Tensor) -> Tensor:
+        """Importance-sampled coordinates ``[n, P, 2]`` for class-agnostic maps ``[n, 1, h, w]``."""
+        return get_uncertain_point_coords_with_randomness(
+            src_masks,
+            calculate_uncertainty,
+            self.num_points,
+            self.oversample_ratio,
+            self.importance_sample_ratio,
+        )
+
+    def loss_masks(self, outputs, targets, indices, num_masks) -> Dict[str, Tensor]:
+        """Point-sampled sigmoid BCE and dice of matched tubes (T folded into the batch for
+        sampling, regrouped to ``[n, T*P]`` for the losses)."""
+        pred_masks = outputs["pred_masks"]  # [B, Q, T, h, w]
+        batch_idx, src_idx = self._batch_pred_index(indices)
+        if src_idx.numel() == 0:
+            zero = pred_masks.sum() * 0.0
+            return {"loss_mask": zero, "loss_dice": zero.clone()}
+        device = pred_masks.device
+        src_masks = pred_masks[batch_idx.to(device), src_idx.to(device)]  # [n, T, h, w]
+        tgt_masks = torch.cat(
+            [t["masks"][j.to(t["masks"].device)] for t, (_, j) in zip(targets, indices)]
+        ).to(device=device, dtype=src_masks.dtype)  # [n, T, H, W]
+        if src_masks.shape[1] != tgt_masks.shape[1]:
+            raise ValueError(
+                f"prediction has {src_masks.shape[1]} frames, targets {tgt_masks.shape[1]}"
+            )
+        n, num_frames = src_masks.shape[:2]
+        src_flat = src_masks.flatten(0, 1)[:, None]  # [n*T, 1, h, w]
+        tgt_flat = tgt_masks.flatten(0, 1)[:, None]  # [n*T, 1, H, W]
+        with torch.no_grad():
+            point_coords = self._sample_points(src_flat.detach())
+            point_labels = point_sample(tgt_flat, point_coords, align_corners=False).squeeze(1)
+        point_logits = point_sample(src_flat, point_coords, align_corners=False).squeeze(1)
+        point_logits = point_logits.reshape(n, num_frames * point_logits.shape[-1])
+        point_labels = point_labels.reshape(n, num_frames * point_labels.shape[-1])
+        return {
+            "loss_mask": sigmoid_ce_loss(point_logits, point_labels, num_masks),
+            "loss_dice": dice_loss(point_logits, point_labels, num_masks),
+        }
+
+    def loss_objectness(self, outputs, targets, indices, num_masks) -> Dict[str, Tensor]:
+        """Sigmoid focal loss (alpha 0.25, gamma 2, sum) / num_masks; prompt samples left out."""
+        if "pred_objectness" not in outputs:
+            raise KeyError("'objectness' loss requested but outputs have no 'pred_objectness'")
+        logits = outputs["pred_objectness"][..., 0]  # [B, Q]
+        target = torch.zeros_like(logits)
+        batch_idx, src_idx = self._batch_pred_index(indices)
+        if src_idx.numel() > 0:
+            target[batch_idx.to(logits.device), src_idx.to(logits.device)] = 1.0
+        keep = torch.tensor(
+            [not p for p in self._prompt_flags(targets)], dtype=torch.bool, device=logits.device
+        )
+        if not bool(keep.any()):
+            return {"loss_objectness": logits.sum() * 0.0}
+        loss = sigmoid_focal_loss(
+            logits[keep], target[keep], alpha=0.25, gamma=2.0, reduction="sum"
+        )
+        return {"loss_objectness": loss / num_masks}
+
+    def get_loss(self, name: str, outputs, targets, indices, num_masks) -> Dict[str, Tensor]:
+        fn = {
+            "labels": self.loss_labels,
+            "masks": self.loss_masks,
+            "objectness": self.loss_objectness,
+        }[name]
+        return fn(outputs, targets, indices, num_masks)
+
+    def _losses_for(self, outputs, targets, num_masks, suffix: str = "") -> Dict[str, Tensor]:
+        indices = self.matcher(outputs, targets)
+        out = {}
+        for name in self.losses:
+            for k, v in self.get_loss(name, outputs, targets, indices, num_masks).items():
+                out[k + suffix] = v
+        return out
+
+    def forward(self, outputs: Dict, targets: Sequence[Dict]) -> Dict[str, Tensor]:
+        """
+        Args:
+            outputs: decoder output dict (``pred_logits``, ``pred_masks``, ``pred_objectness``,
+                optional ``aux_outputs``).
+            targets: one dict per clip: ``labels [M]``, ``masks [M, T, H, W]``, optional
+                ``match``.
+
+        Returns:
+            Unweighted losses (see ``weight_dict`` for the weights).
+        """
+        device = outputs["pred_logits"].device
+        num_masks = _reduce_num_masks(sum(int(t["labels"].shape[0]) for t in targets), device)
+        main = {k: v for k, v in outputs.items() if k != "aux_outputs"}
+        losses = self._losses_for(main, targets, num_masks)
+        if self.deep_supervision:
+            for i, aux in enumerate(outputs.get("aux_outputs", None) or []):
+                losses.update(self._losses_for(aux, targets, num_masks, suffix=f"_{i}"))
+        return losses
+
+    def __repr__(self) -> str:
+        lines = [
+            f"matcher: {self.matcher!r}",
+            f"losses: {list(self.losses)}",
+            f"weight_dict: {self.weight_dict}",
+            f"eos_coef: {self.eos_coef}",
+            f"num_points: {self.num_points}",
+            f"oversample_ratio: {self.oversample_ratio}",
+            f"importance_sample_ratio: {self.importance_sample_ratio}",
+            f"deep_supervision: {self.deep_supervision}",
+        ]
+        body = "\n".join("    " + line for line in lines)
+        return f"Criterion {self.__class__.__name__}\n{body}"

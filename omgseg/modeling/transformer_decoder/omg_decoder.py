@@ -1,0 +1,387 @@
+"""OMG-Seg's shared multi-task mask decoder (one code path for images, T = 1, and videos, T >= 1).
+
+A Mask2Former-style masked-attention decoder whose classifier is a cosine classifier against CLIP
+text embeddings given at forward time, plus an objectness head and location (box / point prompt)
+queries.
+
+Shape shorthand: B = clips, T = frames per clip, N = B * T frames, Q = queries, P = prompts,
+K = classes, S = synonym slots per class, D = CLIP text dimension, C = hidden width,
+h x w = a memory level's size, H x W = mask-feature size.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from detectron2.config import configurable
+from detectron2.layers import Conv2d
+from detectron2.layers.weight_init import c2_xavier_fill
+from torch import Tensor, nn
+
+from ...layers.position_encoding import PositionEmbeddingSine3D, coordinate_to_encoding
+from ..build import TRANSFORMER_DECODER_REGISTRY
+from .layers import MLP, CrossAttentionLayer, FFNLayer, SelfAttentionLayer
+
+__all__ = [
+    "OMGMaskDecoder",
+    "identity_self_attn_mask",
+    "mask_logits_to_attn_mask",
+    "unblock_fully_masked_rows",
+    "mask_pool",
+]
+
+
+def identity_self_attn_mask(
+    batch: int, num_queries: int, num_heads: int, device: Optional[torch.device] = None
+) -> Tensor:
+    """Self-attention mask that lets each query see only itself.
+
+    Returns bool [batch * num_heads, num_queries, num_queries]: True (blocked) everywhere except
+    the diagonal.
+    """
+    eye = torch.eye(num_queries, dtype=torch.bool, device=device)
+    return (~eye).unsqueeze(0).expand(batch * num_heads, -1, -1).clone()
+
+
+def unblock_fully_masked_rows(attn_mask: Tensor) -> Tensor:
+    """Return a copy of a bool mask [..., Q, L] in which rows with every key blocked are cleared.
+
+    A query whose mask blocks every memory token would get NaN attention; such a query attends
+    everywhere instead (Mask2Former).
+    """
+    full = attn_mask.all(dim=-1, keepdim=True)
+    return attn_mask & ~full
+
+
+def mask_logits_to_attn_mask(
+    mask_logits: Tensor, target_size: Tuple[int, int], num_heads: int, threshold: float = 0.5
+) -> Tensor:
+    """Turn tube mask logits into the cross-attention mask of the next decoder layer.
+
+    Args:
+        mask_logits: [B, Q, T, H, W] mask logits.
+        target_size: (h, w) of the memory level the next layer attends to.
+        num_heads: attention heads (the mask is repeated per head).
+        threshold: a token is blocked where sigmoid(logit) < threshold.
+
+    Returns:
+        bool [B * num_heads, Q, T * h * w] (token order t, y, x), detached; fully blocked rows are
+        unblocked.
+    """
+    b, q, t, hh, ww = mask_logits.shape
+    with torch.no_grad():
+        m = F.interpolate(
+            mask_logits.detach().reshape(b, q * t, hh, ww),
+            size=tuple(target_size),
+            mode="bilinear",
+            align_corners=False,
+        )
+        blocked = m.sigmoid().reshape(b, q, -1) < threshold
+        blocked = unblock_fully_masked_rows(blocked)
+        return blocked.unsqueeze(1).expand(-1, num_heads, -1, -1).reshape(b * num_heads, q, -1)
+
+
+def mask_pool(features: Tensor, mask_logits: Tensor) -> Tensor:
+    """Average ``features`` inside each binarised (logit > 0, detached) tube mask.
+
+    Args:
+        features: [B, T, C, H, W].
+        mask_logits: [B, Q, T, H, W] (same T, H, W as ``features``).
+
+    Returns:
+        [B, Q, C]: sum(feat * m) / (sum(m) + 1e-8) over all frames and pixels (0 for empty masks).
+    """
+    m = (mask_logits.detach() > 0).to(features.dtype)
+    area = m.sum(dim=(2, 3, 4)).unsqueeze(-1)
+    return torch.einsum("bqthw,btchw->bqc", m, features) / (area + 1e-8)
+
+
+@TRANSFORMER_DECODER_REGISTRY.register()
+class OMGMaskDecoder(nn.Module):
+    """Shared masked-attention decoder with CLIP-text classifier, objectness and location queries.
+
+    Layer ``i`` cross-attends to level ``i % 3`` of the multi-scale memory (coarsest first), then
+    self-attends, then applies an FFN. Predictions (class logits, tube masks, objectness) are
+    made from the input queries and after every layer: ``dec_layers + 1`` in all, the last being
+    the output and the others ``aux_outputs``.
+    """
+
+    num_feature_levels = 3
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        hidden_dim: int,
+        num_queries: int,
+        nheads: int,
+        dim_feedforward: int,
+        dec_layers: int,
+        pre_norm: bool,
+        mask_dim: int,
+        text_dim: int,
+        logit_scale: float,
+        attn_mask_threshold: float,
+        dropout: float = 0.0,
+    ):
+        """
+        Args:
+            in_channels: channels of the multi-scale memory maps (1x1 conv if != hidden_dim).
+            hidden_dim: query / attention width C (even: the 3D sine embedding has C channels).
+            num_queries: learned semantic queries.
+            nheads: attention heads.
+            dim_feedforward: FFN width.
+            dec_layers: decoder layers (a multiple of 3 visits every level equally often).
+            pre_norm: pre-norm instead of post-norm in every block.
+            mask_dim: channels of the mask features.
+            text_dim: CLIP text-embedding dimension D.
+            logit_scale: multiplier of the cosine class logits (100).
+            attn_mask_threshold: probability under which a memory token is masked out.
+            dropout: dropout inside the decoder blocks.
+        """
+        super().__init__()
+        if hidden_dim % 2:
+            raise ValueError(f"hidden_dim must be even for the sine position encoding, got {hidden_dim}")
+        self.hidden_dim = hidden_dim
+        self.num_queries = num_queries
+        self.num_heads = nheads
+        self.num_layers = dec_layers
+        self.mask_dim = mask_dim
+        self.text_dim = text_dim
+        self.logit_scale = float(logit_scale)
+        self.attn_mask_threshold = float(attn_mask_threshold)
+
+        # memory: input projections, 3D position encoding, level embedding
+        self.pe_layer = PositionEmbeddingSine3D(hidden_dim // 2, normalize=True)
+        self.level_embed = nn.Embedding(self.num_feature_levels, hidden_dim)
+        self.input_proj = nn.ModuleList()
+        for _ in range(self.num_feature_levels):
+            if in_channels != hidden_dim:
+                proj = Conv2d(in_channels, hidden_dim, kernel_size=1)
+                c2_xavier_fill(proj)
+                self.input_proj.append(proj)
+            else:
+                self.input_proj.append(nn.Identity())
+
+        # learned semantic queries
+        self.query_feat = nn.Embedding(num_queries, hidden_dim)
+        self.query_embed = nn.Embedding(num_queries, hidden_dim)
+
+        # decoder layers
+        self.transformer_cross_attention_layers = nn.ModuleList()
+        self.transformer_self_attention_layers = nn.ModuleList()
+        self.transformer_ffn_layers = nn.ModuleList()
+        for _ in range(dec_layers):
+            self.transformer_cross_attention_layers.append(
+                CrossAttentionLayer(hidden_dim, nheads, dropout=dropout, normalize_before=pre_norm)
+            )
+            self.transformer_self_attention_layers.append(
+                SelfAttentionLayer(hidden_dim, nheads, dropout=dropout, normalize_before=pre_norm)
+            )
+            self.transformer_ffn_layers.append(
+                FFNLayer(hidden_dim, dim_feedforward, dropout=dropout, normalize_before=pre_norm)
+            )
+
+        # heads
+        self.decoder_norm = nn.LayerNorm(hidden_dim)
+        self.mask_embed = MLP(hidden_dim, hidden_dim, mask_dim, 3)
+        self.iou_embed = MLP(hidden_dim, hidden_dim, 1, 3)
+        self.mask_pooling_proj = nn.Sequential(nn.LayerNorm(mask_dim), nn.Linear(mask_dim, hidden_dim))
+        self.cls_proj = MLP(hidden_dim, hidden_dim, text_dim, 3)
+
+        # location (box / point prompt) queries
+        self.pb_embedding = nn.Embedding(2, hidden_dim)  # 0 = box, 1 = point
+        self.mask_tokens = nn.Embedding(1, hidden_dim)
+        self.pos_linear = nn.Linear(2 * hidden_dim, hidden_dim)
+
+    @classmethod
+    def from_config(cls, cfg, in_channels: int, text_dim: int) -> Dict:
+        omg = cfg.MODEL.OMG
+        return {
+            "in_channels": in_channels,
+            "hidden_dim": omg.HIDDEN_DIM,
+            "num_queries": omg.NUM_OBJECT_QUERIES,
+            "nheads": omg.NHEADS,
+            "dim_feedforward": omg.DIM_FEEDFORWARD,
+            "dec_layers": omg.DEC_LAYERS,
+            "pre_norm": omg.PRE_NORM,
+            "mask_dim": omg.MASK_DIM,
+            "text_dim": text_dim,
+            "logit_scale": omg.CLIP.LOGIT_SCALE,
+            "attn_mask_threshold": omg.ATTN_MASK_THRESHOLD,
+            "dropout": omg.DROPOUT,
+        }
+
+    # ------------------------------------------------------------------ location queries
+    def encode_box_prompts(self, boxes_cxcywh: Tensor, prompt_types: Tensor) -> Tuple[Tensor, Tensor]:
+        """Location queries from prompts.
+
+        Args:
+            boxes_cxcywh: [B, P, 4] boxes (cx, cy, w, h) normalised to [0, 1]; a point prompt is
+                passed as a box around the point.
+            prompt_types: [B, P] long, 0 = box, 1 = point.
+
+        Returns:
+            (query_content [B, P, C], query_pos [B, P, C]) for ``forward``.
+        """
+        if boxes_cxcywh.dim() != 3 or boxes_cxcywh.shape[-1] != 4:
+            raise ValueError(f"boxes_cxcywh must be [B, P, 4], got {tuple(boxes_cxcywh.shape)}")
+        if prompt_types.shape != boxes_cxcywh.shape[:2]:
+            raise ValueError(
+                f"prompt_types {tuple(prompt_types.shape)} does not match boxes {tuple(boxes_cxcywh.shape)}"
+            )
+        content = self.pb_embedding(prompt_types.long()) + self.mask_tokens.weight[0]
+        enc = coordinate_to_encoding(boxes_cxcywh, self.hidden_dim // 2).to(self.pos_linear.weight.dtype)
+        return content, self.pos_linear(enc)
+
+    # ------------------------------------------------------------------ heads
+    def classify(self, cls_features: Tensor, text_embeddings: Tensor) -> Tensor:
+        """Cosine class logits.
+
+        Args:
+            cls_features: [B, Q, D] query class embeddings (normalised here).
+            text_embeddings: [K, S, D] (normalised here).
+
+        Returns:
+            [B, Q, K + 1]: ``logit_scale`` * max over synonyms of the cosine similarity; the last
+            column (void) is the score against a zero embedding, i.e. exactly 0.
+        """
+        x = F.normalize(cls_features, dim=-1)
+        text = F.normalize(text_embeddings.to(x), dim=-1)
+        logits = torch.einsum("bqd,ksd->bqks", x, text).amax(dim=-1) * self.logit_scale
+        void = logits.new_zeros(logits.shape[:-1] + (1,))
+        return torch.cat([logits, void], dim=-1)
+
+    def class_features(self, normed_queries: Tensor, mask_logits: Tensor, mask_features: Tensor) -> Tensor:
+        """Un-normalised class embeddings [B, Q, D] from normalised queries [B, Q, C], tube mask
+        logits [B, Q, T, H, W] and mask features [B, T, C_mask, H, W]."""
+        pooled = mask_pool(mask_features, mask_logits)
+        return self.cls_proj(self.mask_pooling_proj(pooled) + normed_queries)
+
+    def _predict(
+        self,
+        queries: Tensor,
+        mask_features: Tensor,
+        text_embeddings: Tensor,
+        attn_mask_size: Optional[Tuple[int, int]],
+    ) -> Tuple[Dict[str, Tensor], Tensor, Optional[Tensor]]:
+        """One prediction from queries [B, Q, C]; ``mask_features`` [B, T, C_mask, H, W].
+
+        Returns (dict of pred_logits / pred_masks / pred_objectness, normalised queries [B, Q, C],
+        cross-attention mask for the next layer or None when ``attn_mask_size`` is None).
+        """
+        normed = self.decoder_norm(queries)
+        masks = torch.einsum("bqc,btchw->bqthw", self.mask_embed(normed), mask_features)
+        pred = {
+            "pred_logits": self.classify(self.class_features(normed, masks, mask_features), text_embeddings),
+            "pred_masks": masks,
+            "pred_objectness": self.iou_embed(normed),
+        }
+        attn_mask = None
+        if attn_mask_size is not None:
+            attn_mask = mask_logits_to_attn_mask(masks, attn_mask_size, self.num_heads, self.attn_mask_threshold)
+        return pred, normed, attn_mask
+
+    # ------------------------------------------------------------------ forward
+    def _memory(self, multi_scale_features: Sequence[Tensor], b: int, t: int):
+        """Flatten each level [B*T, C_in, h, w] to tokens [B, T*h*w, C] (+ level embedding) and
+        the matching 3D sine positions [B, T*h*w, C]; also return the (h, w) of every level."""
+        src, pos, sizes = [], [], []
+        for lvl, feat in enumerate(multi_scale_features):
+            x = self.input_proj[lvl](feat)
+            n, c, h, w = x.shape
+            x = x.reshape(b, t, c, h, w)
+            p = self.pe_layer(x)
+            sizes.append((h, w))
+            src.append(x.permute(0, 1, 3, 4, 2).reshape(b, t * h * w, c) + self.level_embed.weight[lvl])
+            pos.append(p.permute(0, 1, 3, 4, 2).reshape(b, t * h * w, c))
+        return src, pos, sizes
+
+    def forward(
+        self,
+        multi_scale_features: List[Tensor],
+        mask_features: Tensor,
+        num_frames: int,
+        text_embeddings: Tensor,
+        query_content: Optional[Tensor] = None,
+        query_pos: Optional[Tensor] = None,
+        self_attn_mask: Optional[Tensor] = None,
+    ) -> Dict:
+        """
+        Args:
+            multi_scale_features: 3 maps [B*T, C_in, h, w], strides 32, 16, 8 (coarsest first).
+            mask_features: [B*T, C_mask, H, W].
+            num_frames: T >= 1 (frames of a clip are consecutive along the first dimension).
+            text_embeddings: [K, S, D] class-name embeddings of the active vocabulary.
+            query_content: [B, P, C] location-query content (``encode_box_prompts``); replaces the
+                learned queries together with ``query_pos`` [B, P, C].
+            self_attn_mask: bool [B*heads, Q, Q] (True = blocked) for every self-attention, e.g.
+                ``identity_self_attn_mask``.
+
+        Returns:
+            dict with ``pred_logits`` [B, Q, K+1], ``pred_masks`` [B, Q, T, H, W],
+            ``pred_objectness`` [B, Q, 1], ``query_embeds`` [B, Q, C] (final normalised queries)
+            and ``aux_outputs``: ``dec_layers`` dicts of pred_logits / pred_masks /
+            pred_objectness (the prediction before layer 1 and after layers 1..dec_layers-1).
+        """
+        if len(multi_scale_features) != self.num_feature_levels:
+            raise ValueError(
+                f"expected {self.num_feature_levels} memory levels, got {len(multi_scale_features)}"
+            )
+        t = int(num_frames)
+        n = mask_features.shape[0]
+        if t < 1 or n % t != 0:
+            raise ValueError(
+                f"num_frames={num_frames} must be >= 1 and divide the number of frames B*T={n} "
+                "in mask_features"
+            )
+        b = n // t
+        for lvl, feat in enumerate(multi_scale_features):
+            if feat.shape[0] != n:
+                raise ValueError(f"memory level {lvl} has {feat.shape[0]} frames, mask_features has {n}")
+        if text_embeddings.dim() != 3:
+            raise ValueError(f"text_embeddings must be [K, S, D], got {tuple(text_embeddings.shape)}")
+
+        src, pos, sizes = self._memory(multi_scale_features, b, t)
+        mask_features = mask_features.reshape(b, t, *mask_features.shape[1:])
+
+        if (query_content is None) != (query_pos is None):
+            raise ValueError("query_content and query_pos must be given together")
+        if query_content is None:
+            output = self.query_feat.weight.unsqueeze(0).repeat(b, 1, 1)
+            query_pos = self.query_embed.weight.unsqueeze(0).repeat(b, 1, 1)
+        else:
+            if query_content.shape != query_pos.shape or query_content.shape[0] != b:
+                raise ValueError(
+                    f"query_content {tuple(query_content.shape)} / query_pos {tuple(query_pos.shape)} "
+                    f"must both be [B={b}, P, C]"
+                )
+            output = query_content
+        q = output.shape[1]
+        if self_attn_mask is not None and tuple(self_attn_mask.shape) != (b * self.num_heads, q, q):
+            raise ValueError(
+                f"self_attn_mask must be [B*heads={b * self.num_heads}, {q}, {q}], "
+                f"got {tuple(self_attn_mask.shape)}"
+            )
+
+        predictions = []
+        pred, normed, attn_mask = self._predict(output, mask_features, text_embeddings, sizes[0])
+        predictions.append(pred)
+        for i in range(self.num_layers):
+            lvl = i % self.num_feature_levels
+            output = self.transformer_cross_attention_layers[i](
+                output, src[lvl], attn_mask=attn_mask, pos=pos[lvl], query_pos=query_pos
+            )
+            output = self.transformer_self_attention_layers[i](
+                output, attn_mask=self_attn_mask, query_pos=query_pos
+            )
+            output = self.transformer_ffn_layers[i](output)
+            last = i == self.num_layers - 1
+            next_size = None if last else sizes[(i + 1) % self.num_feature_levels]
+            pred, normed, attn_mask = self._predict(output, mask_features, text_embeddings, next_size)
+            predictions.append(pred)
+
+        out = dict(predictions[-1])
+        out["query_embeds"] = normed
+        out["aux_outputs"] = predictions[:-1]
+        return out

@@ -1,0 +1,70 @@
+"""Shared test set-up: an isolated $DETECTRON2_DATASETS, a tiny synthetic dataset and a tiny config."""
+import os
+import tempfile
+
+# Before anything imports omgseg (which registers datasets under $DETECTRON2_DATASETS).
+_DATA_ROOT = tempfile.mkdtemp(prefix="omgseg-tests-datasets-")
+os.environ["DETECTRON2_DATASETS"] = _DATA_ROOT
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(2)
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COCO_SAMPLE = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data", "coco-panoptic-sample")
+
+
+@pytest.fixture(scope="session")
+def synthetic_root():
+    """A small OMG-Shapes benchmark at $DETECTRON2_DATASETS/omg_shapes (the registered location)."""
+    from omgseg.data.synthetic import generate_omg_shapes
+
+    root = os.path.join(_DATA_ROOT, "omg_shapes")
+    generate_omg_shapes(
+        root,
+        seed=0,
+        num_train_images=24,
+        num_val_images=4,
+        num_train_videos=2,
+        num_val_videos=2,
+        image_size=(128, 128),
+        video_size=(96, 128),
+        min_frames=8,
+        max_frames=9,
+        progress=False,
+    )
+    return root
+
+
+def make_tiny_cfg(output_dir: str, **overrides):
+    """The tiny CPU config shrunk further for tests (T = 2 pseudo-videos, 96 px crops)."""
+    from detectron2.config import get_cfg
+
+    from omgseg import add_omgseg_config
+
+    cfg = get_cfg()
+    add_omgseg_config(cfg)
+    cfg.merge_from_file(os.path.join(REPO_ROOT, "configs", "omg_tiny_synthetic.yaml"))
+    cfg.merge_from_list(
+        [
+            "MODEL.OMG.CLIP.TEXT_CACHE_DIR", os.path.join(output_dir, "text_cache"),
+            "MODEL.OMG.CONVS_DIM", 32, "MODEL.OMG.MASK_DIM", 32, "MODEL.OMG.HIDDEN_DIM", 32,
+            "MODEL.OMG.ENC_LAYERS", 1, "MODEL.OMG.ENC_DIM_FEEDFORWARD", 64,
+            "MODEL.OMG.DIM_FEEDFORWARD", 64, "MODEL.OMG.NHEADS", 2, "MODEL.OMG.ENC_HEADS", 2,
+            "MODEL.OMG.DEC_LAYERS", 3, "MODEL.OMG.NUM_OBJECT_QUERIES", 12,
+            "MODEL.OMG.TRAIN_NUM_POINTS", 256,
+            "INPUT.LSJ.CROP_SIZE", [96, 96], "INPUT.MIN_SIZE_TEST", 96, "INPUT.MAX_SIZE_TEST", 128,
+            "SOLVER.IMS_PER_BATCH", 2, "SOLVER.MAX_ITER", 4, "SOLVER.WARMUP_ITERS", 0,
+            "SOLVER.STEPS", (), "SOLVER.CHECKPOINT_PERIOD", 100000,
+            "DATALOADER.NUM_WORKERS", 0, "OUTPUT_DIR", output_dir, "SEED", 7,
+        ]
+    )
+    for k, v in overrides.items():
+        cfg.merge_from_list([k, v])
+    return cfg
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path):
+    return make_tiny_cfg(str(tmp_path))
