@@ -14,7 +14,7 @@ again) the criterion computes
 ``num_masks`` is the number of targets in the batch averaged over workers, at least 1. Losses
 are returned unweighted; ``weight_dict`` holds the weight of every key.
 """
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 import torch
 import torch.distributed as dist

@@ -181,7 +181,9 @@ class HungarianMatcher(nn.Module):
             )
 
     @torch.no_grad()
-    def forward(self, outputs: Dict[str, Tensor], targets: Sequence[Dict]) -> List[Tuple[Tensor, Tensor]]:
+    def forward(
+        self, outputs: Dict[str, Tensor], targets: Sequence[Dict]
+    ) -> List[Tuple[Tensor, Tensor]]:
         """Match each sample's queries to its targets.
 
         Args:

@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.layers import Conv2d
-from detectron2.layers.weight_init import c2_xavier_fill
 from torch import Tensor, nn
 
 from ...layers.position_encoding import PositionEmbeddingSine3D, coordinate_to_encoding
@@ -158,7 +157,8 @@ class OMGMaskDecoder(nn.Module):
         for _ in range(self.num_feature_levels):
             if in_channels != hidden_dim:
                 proj = Conv2d(in_channels, hidden_dim, kernel_size=1)
-                c2_xavier_fill(proj)
+                nn.init.xavier_uniform_(proj.weight)
+                nn.init.zeros_(proj.bias)
                 self.input_proj.append(proj)
             else:
                 self.input_proj.append(nn.Identity())
