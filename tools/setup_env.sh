@@ -14,7 +14,13 @@ stamp_key() {
 }
 STAMP="$VENV/.omgseg-env-$(stamp_key)"
 
-if [ -f "$STAMP" ] && "$PY" -c "import detectron2, omgseg" >/dev/null 2>&1; then
+REPO=$(pwd)
+PY="$REPO/$VENV/bin/python"
+[ "${VENV:0:1}" = "/" ] && PY="$VENV/bin/python"
+# Import checks run outside the repository so the source tree itself does not count as installed.
+importable() { (cd / && "$PY" -c "$1") >/dev/null 2>&1; }
+
+if [ -f "$STAMP" ] && importable "import detectron2, omgseg"; then
   echo "[setup] environment up to date ($VENV)"
   exit 0
 fi
@@ -57,7 +63,7 @@ fi
 # 2. Detectron2: an importable one, else the official source build when reachable, else the
 #    registry's build of upstream Detectron2 (sal-detectron2, a py3.10 pure-Python wheel whose
 #    Python code runs on 3.11; its compiled _C is optional at run time).
-if "$PY" -c "import detectron2" >/dev/null 2>&1; then
+if importable "import detectron2"; then
   echo "[setup] detectron2 already importable"
 else
   installed=0
@@ -77,11 +83,11 @@ else
 fi
 
 # 3. The plugin itself, editable, without touching its (already installed) dependencies.
-if ! "$PY" -c "import omgseg, os, sys; sys.exit(0 if os.path.samefile(os.path.dirname(omgseg.__file__), 'omgseg') else 1)" >/dev/null 2>&1; then
+if ! importable "import omgseg, os, sys; sys.exit(0 if os.path.samefile(os.path.dirname(omgseg.__file__), '$REPO/omgseg') else 1)"; then
   echo "[setup] pip install -e ."
   "$PY" -m pip install --quiet --no-deps --no-build-isolation -e .
 fi
 
-"$PY" -c "import detectron2, torch, open_clip, omgseg; print('[setup] ok: torch', torch.__version__, '| detectron2', detectron2.__version__, '| open_clip', open_clip.__version__)"
+(cd / && "$PY" -W ignore -c "import detectron2, torch, open_clip, omgseg; print('[setup] ok: torch', torch.__version__, '| detectron2', detectron2.__version__, '| open_clip', open_clip.__version__)")
 rm -f "$VENV"/.omgseg-env-*
 touch "$STAMP"
