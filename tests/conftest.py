@@ -3,7 +3,9 @@ import os
 import tempfile
 
 # Before anything imports omgseg (which registers datasets under $DETECTRON2_DATASETS).
-_DATA_ROOT = tempfile.mkdtemp(prefix="omgseg-tests-datasets-")
+# Spawned DDP workers import this module again: they must reuse the parent's folder.
+_DATA_ROOT = os.environ.get("OMGSEG_TEST_DATASETS") or tempfile.mkdtemp(prefix="omgseg-tests-datasets-")
+os.environ["OMGSEG_TEST_DATASETS"] = _DATA_ROOT
 os.environ["DETECTRON2_DATASETS"] = _DATA_ROOT
 
 import pytest  # noqa: E402

@@ -30,7 +30,7 @@ def records():
 def _gt_as_logits(record, num_classes):
     """One query per ground-truth segment: mask logits +/-20, class logit 20 on its category."""
     pan = rgb2id(np.asarray(Image.open(record["pan_seg_file_name"]), dtype=np.uint32))
-    segs = [s for s in record["segments_info"] if not s["iscrowd"]]
+    segs = record["segments_info"]  # crowd regions too: semantic GT labels them
     mask_pred = torch.full((len(segs), *pan.shape), -20.0)
     mask_cls = torch.zeros((len(segs), num_classes + 1))
     for q, s in enumerate(segs):

@@ -2,10 +2,22 @@
 
 Things are flat shapes with a class colour; stuff classes are textured background regions.
 Names are ordinary English words so that a real CLIP text tower gives them meaningful embeddings.
+
+The contiguous id of a category (used by the semantic PNGs and by Detectron2 metadata) is its
+index in ``OMG_SHAPES_CATEGORIES``: things 0..7, stuff 8..11.
 """
 from typing import Dict, List
 
-__all__ = ["OMG_SHAPES_CATEGORIES", "THING_CATEGORIES", "STUFF_CATEGORIES"]
+__all__ = [
+    "OMG_SHAPES_CATEGORIES",
+    "THING_CATEGORIES",
+    "STUFF_CATEGORIES",
+    "CATEGORY_BY_ID",
+    "CONTIGUOUS_ID",
+    "THING_IDS",
+    "STUFF_IDS",
+    "LABEL_DIVISOR",
+]
 
 # id, name, isthing, color (RGB base colour; instances jitter around it)
 OMG_SHAPES_CATEGORIES: List[Dict] = [
@@ -24,3 +36,13 @@ OMG_SHAPES_CATEGORIES: List[Dict] = [
 ]
 THING_CATEGORIES = [c for c in OMG_SHAPES_CATEGORIES if c["isthing"]]
 STUFF_CATEGORIES = [c for c in OMG_SHAPES_CATEGORIES if not c["isthing"]]
+
+# Helpers (derived from the table above).
+CATEGORY_BY_ID: Dict[int, Dict] = {c["id"]: c for c in OMG_SHAPES_CATEGORIES}
+CONTIGUOUS_ID: Dict[int, int] = {c["id"]: i for i, c in enumerate(OMG_SHAPES_CATEGORIES)}
+THING_IDS: List[int] = [c["id"] for c in THING_CATEGORIES]
+STUFF_IDS: List[int] = [c["id"] for c in STUFF_CATEGORIES]
+# Panoptic segment ids written by the generator are category_id * LABEL_DIVISOR + k
+# (k = 0 for a stuff segment, k >= 1 for a thing instance / track). Readers must not rely on it:
+# the category of a segment is always given by its segments_info record.
+LABEL_DIVISOR = 1000

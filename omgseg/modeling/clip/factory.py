@@ -236,6 +236,9 @@ class _drop_log_records(logging.Filter):
         return False
 
 
+RANDOM_INIT_SEED = 0
+
+
 def build_clip_model(model_name: str, pretrained: str = "") -> Tuple[nn.Module, Any]:
     """Build the OpenCLIP model ``model_name`` and its tokenizer; see the module doc for ``pretrained``.
 
@@ -253,7 +256,11 @@ def build_clip_model(model_name: str, pretrained: str = "") -> Tuple[nn.Module, 
     local_file = _resolve_local_file(pretrained) if pretrained else None
     if not pretrained or local_file is not None:
         if local_file is None:
-            model = open_clip.create_model(model_name, pretrained=None)
+            # "Random" weights are drawn from a fixed seed: the text tower is not saved in
+            # checkpoints, so a rebuilt model must get the same class embeddings back.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(RANDOM_INIT_SEED)
+                model = open_clip.create_model(model_name, pretrained=None)
         else:
             with _drop_log_records("No pretrained weights loaded"):  # we load them right after
                 model = open_clip.create_model(model_name, pretrained=None)

@@ -1,0 +1,95 @@
+"""File-format helpers shared by the writers: deterministic JPEG/PNG/JSON output, panoptic id
+colour coding, COCO RLE, tight boxes and the DAVIS palette."""
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Union
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+__all__ = ["JPEG_QUALITY", "write_jpeg", "write_png", "write_palette_png", "write_json",
+           "id_to_rgb", "rgb_to_id", "encode_rle", "mask_bbox", "segment_record",
+           "davis_palette"]
+
+PathLike = Union[str, os.PathLike]
+JPEG_QUALITY = 95
+
+
+def _parent(path: PathLike) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def write_jpeg(path: PathLike, rgb: np.ndarray, quality: int = JPEG_QUALITY) -> None:
+    """Write an RGB uint8 image as JPEG (fixed quality and settings: byte-deterministic)."""
+    _parent(path)
+    Image.fromarray(rgb, mode="RGB").save(path, format="JPEG", quality=quality, subsampling=0)
+
+
+def write_png(path: PathLike, array: np.ndarray) -> None:
+    """Write a uint8 [H, W] (grey) or [H, W, 3] (RGB) array as PNG."""
+    _parent(path)
+    Image.fromarray(np.ascontiguousarray(array.astype(np.uint8))).save(path, format="PNG")
+
+
+def write_palette_png(path: PathLike, index: np.ndarray, palette: List[int]) -> None:
+    """Write a uint8 index map [H, W] as a palette ("P" mode) PNG."""
+    _parent(path)
+    img = Image.fromarray(index.astype(np.uint8), mode="P")
+    img.putpalette(palette)
+    img.save(path, format="PNG")
+
+
+def write_json(path: PathLike, obj: Any) -> None:
+    """Write JSON with a stable layout (no timestamps, fixed key order)."""
+    _parent(path)
+    with open(path, "w") as f:
+        json.dump(obj, f, separators=(",", ":"))
+
+
+def id_to_rgb(ids: np.ndarray) -> np.ndarray:
+    """Panoptic id map [H, W] -> RGB uint8 [H, W, 3] with id = R + 256 G + 256^2 B."""
+    ids = ids.astype(np.int64)
+    return np.stack([ids % 256, (ids // 256) % 256, (ids // 65536) % 256], axis=-1).astype(np.uint8)
+
+
+def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 [H, W, 3] -> panoptic id map int64 [H, W]."""
+    rgb = rgb.astype(np.int64)
+    return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+
+
+def encode_rle(mask: np.ndarray) -> Dict[str, Any]:
+    """COCO compressed RLE of a boolean mask, with ``counts`` as str (JSON-serialisable)."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])],
+            "counts": rle["counts"].decode("ascii")}
+
+
+def mask_bbox(mask: np.ndarray) -> List[int]:
+    """Tight box [x, y, w, h] (integers) of a non-empty boolean mask."""
+    ys = np.flatnonzero(mask.any(axis=1))
+    xs = np.flatnonzero(mask.any(axis=0))
+    return [int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1)]
+
+
+def segment_record(mask: np.ndarray, segment_id: int, category_id: int) -> Dict[str, Any]:
+    """COCO-panoptic ``segments_info`` entry of one segment."""
+    return {"id": int(segment_id), "category_id": int(category_id), "iscrowd": 0,
+            "area": int(mask.sum()), "bbox": mask_bbox(mask)}
+
+
+def davis_palette() -> List[int]:
+    """The 256-colour palette of DAVIS / PASCAL VOC annotations (flat [r, g, b] * 256)."""
+    palette = []
+    for i in range(256):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        palette.extend([r, g, b])
+    return palette
