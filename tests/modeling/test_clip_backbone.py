@@ -134,11 +134,17 @@ def test_clip_head(frozen, name):
 def test_model_key_is_safe_and_tracks_weights(frozen):
     key = frozen["omg_tiny_rn"].model_key
     assert re.fullmatch(r"[A-Za-z0-9._-]+", key) and key.startswith("omg_tiny_rn__random__")
+    # random init is seeded inside the factory: the global seed does not change the weights
     clip_a, tok = _tiny_clip("omg_tiny_rn", seed=0)
     clip_b, _ = _tiny_clip("omg_tiny_rn", seed=1)
+    for (na, a), (nb, b) in zip(clip_a.state_dict().items(), clip_b.state_dict().items()):
+        assert torch.equal(a, b), na
     same = OpenCLIPBackbone(model_name="omg_tiny_rn", clip_model=clip_a, tokenizer=tok)
+    assert same.model_key == key
+    # other text weights -> another cache key
+    with torch.no_grad():
+        clip_b.token_embedding.weight.add_(1.0)
     other = OpenCLIPBackbone(model_name="omg_tiny_rn", clip_model=clip_b, tokenizer=tok)
-    assert same.model_key == key  # same seed, same weights
     assert other.model_key != key
 
 
