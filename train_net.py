@@ -28,7 +28,7 @@ def main(args):
         )
         results = Trainer.test(cfg, model)
         if comm.is_main_process():
-            print(format_results_table(results))
+            print(format_results_table(results, dataset_name=",".join(cfg.DATASETS.TEST)))
         return results
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)

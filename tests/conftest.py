@@ -59,7 +59,7 @@ def make_tiny_cfg(output_dir: str, **overrides):
             "INPUT.LSJ.CROP_SIZE", [96, 96], "INPUT.MIN_SIZE_TEST", 96, "INPUT.MAX_SIZE_TEST", 128,
             "SOLVER.IMS_PER_BATCH", 2, "SOLVER.MAX_ITER", 4, "SOLVER.WARMUP_ITERS", 0,
             "SOLVER.STEPS", (), "SOLVER.CHECKPOINT_PERIOD", 100000,
-            "DATALOADER.NUM_WORKERS", 0, "OUTPUT_DIR", output_dir, "SEED", 7,
+            "DATALOADER.NUM_WORKERS", 0, "OUTPUT_DIR", output_dir, "SEED", 7, "TEST.EVAL_PERIOD", 0,
         ]
     )
     for k, v in overrides.items():

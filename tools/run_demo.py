@@ -68,7 +68,7 @@ def train(cfg, retrain: bool):
     return seconds
 
 
-def growth_table(output_dir):
+def growth_table(output_dir, max_iter):
     """PQ / AP / mIoU of the periodic evaluations (metrics.json written by Detectron2's hooks)."""
     from tabulate import tabulate
 
@@ -79,7 +79,7 @@ def growth_table(output_dir):
     for line in open(path):
         record = json.loads(line)
         if "panoptic_seg/PQ" in record:
-            rows.append([record["iteration"] + 1, record.get("panoptic_seg/PQ"),
+            rows.append([min(record["iteration"] + 1, max_iter), record.get("panoptic_seg/PQ"),
                          record.get("segm/AP"), record.get("sem_seg/mIoU")])
     if not rows:
         return ""
@@ -169,13 +169,13 @@ def main(argv=None):
     paths = visualize(cfg, model, cfg.DATASETS.TEST[0], os.path.join(cfg.OUTPUT_DIR, "vis"), args.num_vis)
 
     print()
-    growth = growth_table(cfg.OUTPUT_DIR)
+    growth = growth_table(cfg.OUTPUT_DIR, cfg.SOLVER.MAX_ITER)
     if growth:
         print("Evaluation during training:")
         print(growth)
         print()
     print("Final results:")
-    print(format_results_table(results))
+    print(format_results_table(results, dataset_name=",".join(cfg.DATASETS.TEST)))
     if seconds is not None:
         print(f"\ntraining time: {seconds / 60:.1f} min on {os.cpu_count()} CPU cores")
     print(f"pictures (input | ground truth | panoptic | instances | semantic): {os.path.dirname(paths[0])}/")

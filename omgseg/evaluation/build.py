@@ -162,17 +162,18 @@ def _is_task_dict(results: Mapping) -> bool:
     return any(k in _TASK_KEYS for k in results)
 
 
-def format_results_table(results: Mapping) -> str:
+def format_results_table(results: Mapping, dataset_name: str = "") -> str:
     """A table of the headline numbers, one row per dataset.
 
     ``results`` is either ``{dataset_name: {task: {metric: value}}}`` (several test datasets) or
-    ``{task: {metric: value}}`` (Detectron2 flattens a single dataset). Columns with no value for
+    ``{task: {metric: value}}`` (Detectron2 flattens a single dataset; ``dataset_name`` then
+    names the row). Columns with no value for
     any dataset are left out; a missing value shows as "-".
     """
     if not results:
         return "(no results)"
     if _is_task_dict(results):
-        per_dataset = OrderedDict([("", results)])
+        per_dataset = OrderedDict([(dataset_name, results)])
     else:
         per_dataset = OrderedDict(
             (name, res) for name, res in results.items() if isinstance(res, Mapping)
