@@ -1,7 +1,6 @@
 """Training end to end on CPU: loss decreases, evaluation runs, --resume continues, DDP (gloo)."""
 import os
 
-import pytest
 import torch
 from detectron2.engine import launch
 

@@ -10,7 +10,6 @@ heads = attention heads. Boolean attention masks use PyTorch's convention: True 
 """
 from typing import Optional
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
