@@ -14,6 +14,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 import pycocotools.mask as mask_util
+from panopticapi.utils import rgb2id
 from PIL import Image
 
 from detectron2.data import MetadataCatalog
@@ -116,11 +117,6 @@ def _check_class(cat, num_classes: Optional[int], dataset_dict: dict, field: str
     return cat_int
 
 
-def _rgb2id(color: np.ndarray) -> np.ndarray:
-    color = color.astype(np.int64)
-    return color[..., 0] + 256 * color[..., 1] + 256 * 256 * color[..., 2]
-
-
 def _check_gt_size(arr: np.ndarray, image_size: Tuple[int, int], file_name: str, field: str):
     if tuple(arr.shape[:2]) != tuple(image_size):
         raise ValueError(
@@ -143,7 +139,7 @@ def _panoptic_targets(dataset_dict, image_size, num_classes) -> FrameTargets:
     pan_file = dataset_dict["pan_seg_file_name"]
     pan = _read(pan_file, "pan_seg_file_name", "RGB")
     _check_gt_size(pan, image_size, pan_file, "pan_seg_file_name")
-    pan_ids = _rgb2id(pan)
+    pan_ids = rgb2id(pan.astype(np.int64))
 
     keep = [s for s in segments if not s.get("iscrowd", 0)]
     ids = np.array([int(s["id"]) for s in keep], dtype=np.int64)

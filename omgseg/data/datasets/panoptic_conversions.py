@@ -16,6 +16,7 @@ import tempfile
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+from panopticapi.utils import id2rgb, rgb2id
 from PIL import Image
 
 from .utils import atomic_save_png, atomic_write_json, default_mode, require_dir, require_file
@@ -44,8 +45,7 @@ IGNORE_LABEL = 255
 # ------------------------------------------------------------------------------------ basics
 def read_panoptic_png(path: str) -> np.ndarray:
     """Segment ids (int64 [H, W]) of a COCO-panoptic PNG: id = R + 256 * G + 256 ** 2 * B."""
-    rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.int64)
-    return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+    return rgb2id(np.asarray(Image.open(path).convert("RGB"), dtype=np.int64))
 
 
 def encode_panoptic_ids(ids: np.ndarray) -> np.ndarray:
@@ -53,7 +53,7 @@ def encode_panoptic_ids(ids: np.ndarray) -> np.ndarray:
     ids = np.asarray(ids, dtype=np.int64)
     if ids.min() < 0 or ids.max() >= 256 ** 3:
         raise ValueError("panoptic segment ids must lie in [0, 256**3)")
-    return np.stack([ids % 256, (ids // 256) % 256, ids // 65536], axis=-1).astype(np.uint8)
+    return id2rgb(ids)
 
 
 def segment_bbox(mask: np.ndarray) -> List[int]:

@@ -10,7 +10,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 __all__ = ["JPEG_QUALITY", "write_jpeg", "write_png", "write_palette_png", "write_json",
-           "id_to_rgb", "rgb_to_id", "encode_rle", "mask_bbox", "segment_record",
+           "encode_rle", "mask_bbox", "segment_record",
            "davis_palette"]
 
 PathLike = Union[str, os.PathLike]
@@ -46,18 +46,6 @@ def write_json(path: PathLike, obj: Any) -> None:
     _parent(path)
     with open(path, "w") as f:
         json.dump(obj, f, separators=(",", ":"))
-
-
-def id_to_rgb(ids: np.ndarray) -> np.ndarray:
-    """Panoptic id map [H, W] -> RGB uint8 [H, W, 3] with id = R + 256 G + 256^2 B."""
-    ids = ids.astype(np.int64)
-    return np.stack([ids % 256, (ids // 256) % 256, (ids // 65536) % 256], axis=-1).astype(np.uint8)
-
-
-def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
-    """RGB uint8 [H, W, 3] -> panoptic id map int64 [H, W]."""
-    rgb = rgb.astype(np.int64)
-    return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
 
 
 def encode_rle(mask: np.ndarray) -> Dict[str, Any]:

@@ -1,9 +1,11 @@
 """COCO-panoptic writer: ``panoptic_{split}/*.png`` (RGB-coded ids), ``panoptic_{split}.json``."""
 from typing import Dict, List
 
+from panopticapi.utils import id2rgb
+
 from .categories import OMG_SHAPES_CATEGORIES
 from .compositing import RenderedFrame
-from .io_utils import id_to_rgb, segment_record, write_json, write_png
+from .io_utils import segment_record, write_json, write_png
 from .paths import OmgShapesPaths
 
 __all__ = ["CocoPanopticWriter"]
@@ -20,7 +22,7 @@ class CocoPanopticWriter:
     def add(self, image_id: int, stem: str, frame: RenderedFrame) -> List[Dict]:
         """Write the id PNG of ``frame``; returns its ``segments_info``."""
         height, width = frame.panoptic.shape
-        write_png(self.paths.panoptic_dir(self.split) / f"{stem}.png", id_to_rgb(frame.panoptic))
+        write_png(self.paths.panoptic_dir(self.split) / f"{stem}.png", id2rgb(frame.panoptic))
         segments = [segment_record(m, s, c) for s, c, m in frame.segment_masks()]
         self.images.append({"id": image_id, "file_name": f"{stem}.jpg", "height": height,
                             "width": width})

@@ -5,8 +5,10 @@ A track (and a stuff class) keeps the same segment id in every frame of its vide
 """
 from typing import Dict, List
 
+from panopticapi.utils import id2rgb
+
 from .categories import OMG_SHAPES_CATEGORIES
-from .io_utils import id_to_rgb, segment_record, write_json, write_png
+from .io_utils import segment_record, write_json, write_png
 from .paths import OmgShapesPaths, frame_stem
 from .video_clips import VideoClip
 
@@ -29,7 +31,7 @@ class VIPSegWriter:
             height, width = frame.panoptic.shape
             stem = frame_stem(t)
             write_png(self.paths.vps_dir(self.split) / name / f"{stem}.png",
-                      id_to_rgb(frame.panoptic))
+                      id2rgb(frame.panoptic))
             segments = [segment_record(m, s, c) for s, c, m in frame.segment_masks()]
             n_segments += len(segments)
             images.append({"id": stem, "file_name": f"{stem}.jpg", "width": width,
