@@ -1,14 +1,14 @@
 """Shared helpers for dataset registration: the datasets root, clear missing-file errors,
 registration that never overwrites an existing name, metadata builders, atomic writes."""
-import functools
 import json
 import logging
 import os
-import tempfile
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
+
+from ...utils.file_io import atomic_output, default_mode  # noqa: F401  (default_mode re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -131,47 +131,16 @@ def image_id_from(value):
         return value
 
 
-@functools.lru_cache(maxsize=None)
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def default_mode(is_dir: bool = False) -> int:
-    """The permission bits a plain ``open`` / ``mkdir`` would give (temp files are 0600)."""
-    return (0o777 if is_dir else 0o666) & ~_umask()
-
-
 def atomic_write_json(obj, path: str) -> None:
     """Write JSON to a temporary file in the target directory, then rename it into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
+    with atomic_output(path, suffix=".json") as tmp:
+        with open(tmp, "w") as f:
             json.dump(obj, f)
-        os.chmod(tmp, default_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def atomic_save_png(array: np.ndarray, path: str) -> None:
     """Save a uint8 array (H, W) or (H, W, 3) as PNG atomically (temporary file + rename)."""
     from PIL import Image
 
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
-    os.close(fd)
-    try:
+    with atomic_output(path, suffix=".png") as tmp:
         Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
-        os.chmod(tmp, default_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

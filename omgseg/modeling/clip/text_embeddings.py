@@ -10,11 +10,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch.nn import functional as F
+
+from ...utils.file_io import atomic_output
 
 __all__ = [
     "VILD_TEMPLATES",
@@ -134,18 +135,9 @@ def _load_cache(path: str, synonyms: List[List[str]], templates: Sequence[str], 
 
 
 def _save_cache(path: str, payload: Dict[str, Any]) -> None:
-    folder = os.path.dirname(path)
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(payload, f)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with atomic_output(path, suffix=".pt") as tmp:
+            torch.save(payload, tmp)
     except OSError as e:
         logger.warning("Could not write the text-embedding cache %s (%s)", path, e)
 
