@@ -48,13 +48,18 @@ def dataset_summary(names):
 
 
 def train(cfg, retrain: bool):
+    """Train unless a final model with the same config exists.
+
+    Returns (training seconds, results of the evaluation Detectron2 runs after the last
+    iteration), or (None, None) when training was skipped.
+    """
     from omgseg.engine import Trainer
 
     final = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
     stamp = os.path.join(cfg.OUTPUT_DIR, "demo_config.yaml")
     if not retrain and os.path.exists(final) and os.path.exists(stamp) and open(stamp).read() == cfg.dump():
         print(f"[demo] reusing {final} (same config; pass --retrain to train again)")
-        return None
+        return None, None
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     start = time.time()
     trainer = Trainer(cfg)
@@ -65,7 +70,7 @@ def train(cfg, retrain: bool):
         f.write(cfg.dump())
     with open(os.path.join(cfg.OUTPUT_DIR, "train_time.json"), "w") as f:
         json.dump({"seconds": seconds, "iterations": cfg.SOLVER.MAX_ITER}, f)
-    return seconds
+    return seconds, getattr(trainer, "_last_eval_results", None)
 
 
 def growth_table(output_dir, max_iter):
@@ -156,12 +161,15 @@ def main(argv=None):
     print(dataset_summary(list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)))
 
     print(f"[demo] 2/4 training {cfg.MODEL.OMG.CLIP.MODEL_NAME} for {cfg.SOLVER.MAX_ITER} iterations on CPU")
-    seconds = train(cfg, args.retrain)
+    seconds, results = train(cfg, args.retrain)
 
-    print("[demo] 3/4 evaluating on", ", ".join(cfg.DATASETS.TEST))
     model = Trainer.build_model(cfg)
     DetectionCheckpointer(model).load(os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
-    results = Trainer.test(cfg, model)
+    if results:
+        print("[demo] 3/4 evaluation of the final model: done by the trainer after the last iteration")
+    else:
+        print("[demo] 3/4 evaluating on", ", ".join(cfg.DATASETS.TEST))
+        results = Trainer.test(cfg, model)
     with open(os.path.join(cfg.OUTPUT_DIR, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
 
