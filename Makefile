@@ -1,6 +1,6 @@
 # OMG-Seg for Detectron2: `make demo` (train + evaluate on the synthetic benchmark, CPU) and
-# `make test` (the test suite). Both create/refresh the virtual environment first; nothing that is
-# already installed is installed again.
+# `make test` (lint with ruff, then the test suite). Both create/refresh the virtual environment
+# first; nothing that is already installed is installed again.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export DETECTRON2_DATASETS ?= $(CURDIR)/datasets
@@ -18,6 +18,7 @@ demo: setup
 	$(PY) tools/run_demo.py
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest tests -q
 
 clean-demo:

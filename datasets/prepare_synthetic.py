@@ -6,9 +6,11 @@ Usage (from the repository root, or anywhere after ``pip install -e .``)::
     python datasets/prepare_synthetic.py                    # $DETECTRON2_DATASETS/omg_shapes
     python datasets/prepare_synthetic.py --root /tmp/shapes --seed 1 --num-train-images 100
 
-Idempotent: when ``<root>/meta.json`` records the same generator version and parameters, nothing
-is rewritten ("already generated"). Otherwise (or with ``--force``) the dataset is generated into
-a temporary sibling directory and moved into place when complete.
+The root must be absent, empty, or a dataset this script generated (its ``.omgseg-manifest.json``
+lists every file it wrote); anything else is refused and left untouched. Idempotent: when the
+manifest records the same generator version and parameters, nothing is rewritten ("already
+generated"). Otherwise (or with ``--force``) the dataset is generated into a temporary sibling
+folder and moved into place when complete; files the manifest does not list are never deleted.
 """
 import argparse
 import os
@@ -17,11 +19,9 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-try:
-    from omgseg.data.synthetic import OmgShapesConfig, default_omg_shapes_root, prepare_omg_shapes
-except ImportError:  # run from a checkout without installation
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from omgseg.data.synthetic import OmgShapesConfig, default_omg_shapes_root, prepare_omg_shapes
+from omgseg.synthetic import OmgShapesConfig, default_omg_shapes_root, prepare_omg_shapes
+
+from prepare_common import cli_main  # sibling
 
 _DEFAULTS = OmgShapesConfig()
 _COLUMNS = ("images", "segments", "instances", "videos", "frames", "tracks",
@@ -44,7 +44,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    default=list(_DEFAULTS.video_size))
     p.add_argument("--min-frames", type=int, default=_DEFAULTS.min_frames)
     p.add_argument("--max-frames", type=int, default=_DEFAULTS.max_frames)
-    p.add_argument("--force", action="store_true", help="regenerate even if up to date")
+    p.add_argument("--force", action="store_true",
+                   help="regenerate even if up to date; also accept a root this script wrote "
+                        "without a manifest (an older version). Only the dataset's own files are "
+                        "replaced; nothing else is deleted")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -58,6 +61,7 @@ def format_summary(counts: Dict[str, Dict[str, int]]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+@cli_main
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     root = Path(args.root) if args.root else default_omg_shapes_root()
@@ -67,12 +71,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                   video_size=tuple(args.video_size), min_frames=args.min_frames,
                   max_frames=args.max_frames)
     start = time.perf_counter()
-    try:
-        counts, generated = prepare_omg_shapes(root, force=args.force, progress=not args.quiet,
-                                               **params)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    counts, generated = prepare_omg_shapes(root, force=args.force, progress=not args.quiet,
+                                           **params)
     elapsed = time.perf_counter() - start
     if generated:
         print(f"OMG-Shapes generated in {os.fspath(root)} ({elapsed:.1f} s)")

@@ -1,8 +1,9 @@
 """OMG-Seg configuration keys.
 
 ``add_omgseg_config(cfg)`` adds every key the plugin reads. The defaults are the values of the
-official ConvNeXt-L release (lxtGH/OMG-Seg, ``omg_convl_vlm_fix_12e_ov_coco_vid_yt19_vip_city_cocopansam``)
-so that a leaf YAML only has to name what differs from the paper.
+official ConvNeXt-L release (lxtGH/OMG-Seg,
+``omg_convl_vlm_fix_12e_ov_coco_vid_yt19_vip_city_cocopansam``) so that a leaf YAML only has to
+name what differs from the paper.
 """
 from detectron2.config import CfgNode as CN
 
@@ -40,6 +41,12 @@ def _add_model_config(cfg: CN) -> None:
     # Number of class-name prompts encoded per text-tower forward (bounds memory).
     cfg.MODEL.OMG.CLIP.TEXT_BATCH_SIZE = 128
 
+    # ---- weights -------------------------------------------------------------------------------
+    # Load MODEL.WEIGHTS even when some tensors are missing, unexpected or of another shape
+    # (warn and load the rest). False refuses such a checkpoint, with counts and names of each.
+    # A head-only checkpoint with a non-empty MODEL.OMG.CLIP.PRETRAINED is complete either way.
+    cfg.MODEL.OMG.ALLOW_PARTIAL_WEIGHTS = False
+
     # ---- pixel decoder (multi-scale deformable attention encoder + FPN) --------------------
     # Name in PIXEL_DECODER_REGISTRY.
     cfg.MODEL.OMG.PIXEL_DECODER_NAME = "MSDeformAttnPixelDecoder"
@@ -60,8 +67,8 @@ def _add_model_config(cfg: CN) -> None:
     cfg.MODEL.OMG.ENC_HEADS = 8
     cfg.MODEL.OMG.ENC_POINTS = 4
     cfg.MODEL.OMG.ENC_DIM_FEEDFORWARD = 1024
-    # Deformable-attention core: "auto" (fused GPU kernel when one is importable and the input
-    # is on CUDA, else PyTorch grid_sample) or "pytorch" (always grid_sample).
+    # Deformable-attention core: "auto" (a fused GPU kernel when one is importable and the input
+    # is on CUDA, else the plain-PyTorch core) or "pytorch" (always the plain-PyTorch core).
     cfg.MODEL.OMG.DEFORM_ATTN_IMPL = "auto"
 
     # ---- shared multi-task mask decoder ------------------------------------------------------
@@ -130,10 +137,12 @@ def _add_input_config(cfg: CN) -> None:
     cfg.INPUT.DATASET_MAPPER_NAME = "omg_pseudo_video_lsj"
     # Frames per training clip; an image becomes a pseudo-video of this many frames.
     cfg.INPUT.NUM_FRAMES = 2
-    # Large-scale jitter: resize by a random factor of the crop size, then crop to it.
+    # Large-scale jitter as mmdet RandomResize(keep_ratio=True) + RandomCrop: draw r, fit the
+    # image's long / short edge into r * (max, min) of CROP_SIZE, then crop CROP_SIZE per frame.
     cfg.INPUT.LSJ = CN()
-    # Crop size [H, W] (official: 1280 x 736, W x H).
+    # Crop size [H, W]; also the resize target at r = 1 (official: 1280 x 736, W x H).
     cfg.INPUT.LSJ.CROP_SIZE = [736, 1280]
+    # Range of r (official ratio_range (0.8, 2.0)).
     cfg.INPUT.LSJ.MIN_SCALE = 0.8
     cfg.INPUT.LSJ.MAX_SCALE = 2.0
     # Horizontal flip probability (shared by all frames of a clip).
@@ -142,6 +151,10 @@ def _add_input_config(cfg: CN) -> None:
     cfg.INPUT.SIZE_DIVISIBILITY = 32
     # Drop ground-truth segments smaller than this many pixels after augmentation.
     cfg.INPUT.MIN_MASK_AREA = 0
+    # Fraction of the training images RandomSubsetTrainingSampler keeps (Detectron2 reads this
+    # key but its defaults lack it; 1.0 = all, as every official run).
+    if not hasattr(cfg.DATALOADER, "RANDOM_SUBSET_RATIO"):
+        cfg.DATALOADER.RANDOM_SUBSET_RATIO = 1.0
 
 
 def _add_solver_config(cfg: CN) -> None:

@@ -1,10 +1,12 @@
-"""Shared test set-up: an isolated $DETECTRON2_DATASETS, a tiny synthetic dataset and a tiny config."""
+"""Shared test set-up: an isolated $DETECTRON2_DATASETS, a tiny synthetic dataset, the real COCO
+sample (registered here, from explicit paths) and a tiny config."""
 import os
 import tempfile
 
 # Before anything imports omgseg (which registers datasets under $DETECTRON2_DATASETS).
 # Spawned DDP workers import this module again: they must reuse the parent's folder.
-_DATA_ROOT = os.environ.get("OMGSEG_TEST_DATASETS") or tempfile.mkdtemp(prefix="omgseg-tests-datasets-")
+_DATA_ROOT = (os.environ.get("OMGSEG_TEST_DATASETS")
+              or tempfile.mkdtemp(prefix="omgseg-tests-datasets-"))
 os.environ["OMGSEG_TEST_DATASETS"] = _DATA_ROOT
 os.environ["DETECTRON2_DATASETS"] = _DATA_ROOT
 
@@ -14,13 +16,37 @@ import torch  # noqa: E402
 torch.set_num_threads(2)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Read-only real COCO photos + panoptic ground truth, kept beside the repository (not part of it).
 COCO_SAMPLE = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data", "coco-panoptic-sample")
+COCO_SAMPLE_NAME = "coco_panoptic_sample"
+
+
+@pytest.fixture(scope="session")
+def coco_sample_dir():
+    """The real COCO panoptic sample folder; tests that need it skip when it is absent."""
+    if not os.path.isfile(os.path.join(COCO_SAMPLE, "panoptic_examples.json")):
+        pytest.skip(f"the real COCO panoptic sample is not at {COCO_SAMPLE}")
+    return COCO_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def coco_sample(coco_sample_dir):
+    """The name of the registered real COCO sample dataset, with its semantic PNGs and instances
+    json derived by datasets/prepare_coco_panoptic_sample.py into $DETECTRON2_DATASETS."""
+    from prepare_coco_panoptic_sample import prepare_coco_panoptic_sample  # datasets/ (pythonpath)
+
+    from omgseg.data.datasets import register_coco_panoptic_sample
+
+    out_root = os.path.join(_DATA_ROOT, COCO_SAMPLE_NAME)
+    prepare_coco_panoptic_sample(coco_sample_dir, out_root)
+    register_coco_panoptic_sample(COCO_SAMPLE_NAME, coco_sample_dir, out_root)
+    return COCO_SAMPLE_NAME
 
 
 @pytest.fixture(scope="session")
 def synthetic_root():
     """A small OMG-Shapes benchmark at $DETECTRON2_DATASETS/omg_shapes (the registered location)."""
-    from omgseg.data.synthetic import generate_omg_shapes
+    from omgseg.synthetic import generate_omg_shapes
 
     root = os.path.join(_DATA_ROOT, "omg_shapes")
     generate_omg_shapes(

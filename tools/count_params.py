@@ -5,9 +5,6 @@
 """
 import argparse
 import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def count(module) -> int:
@@ -15,7 +12,9 @@ def count(module) -> int:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config-file", nargs="+", required=True)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides")
     args = parser.parse_args(argv)
@@ -32,8 +31,10 @@ def main(argv=None):
         add_omgseg_config(cfg)
         cfg.merge_from_file(path)
         # Count with random weights; the vocabulary is irrelevant to the size.
-        cfg.merge_from_list(["MODEL.OMG.CLIP.PRETRAINED", "", "MODEL.DEVICE", "cpu", "DATASETS.TEST", "()",
-                             "DATASETS.TRAIN", "()"] + args.opts)
+        cfg.merge_from_list(
+            ["MODEL.OMG.CLIP.PRETRAINED", "", "MODEL.DEVICE", "cpu",
+             "DATASETS.TEST", "()", "DATASETS.TRAIN", "()"] + args.opts
+        )
         model = build_model(cfg)
         total = count(model)
         backbone = count(model.backbone)

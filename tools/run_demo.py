@@ -18,12 +18,15 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", default=os.path.join(REPO, "configs", "omg_tiny_synthetic.yaml"))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--config-file", default=os.path.join(REPO, "configs", "omg_tiny_synthetic.yaml")
+    )
     parser.add_argument("--retrain", action="store_true", help="train even if a final model exists")
     parser.add_argument("--num-vis", type=int, default=8, help="validation images to draw")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
@@ -57,7 +60,8 @@ def train(cfg, retrain: bool):
 
     final = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
     stamp = os.path.join(cfg.OUTPUT_DIR, "demo_config.yaml")
-    if not retrain and os.path.exists(final) and os.path.exists(stamp) and open(stamp).read() == cfg.dump():
+    same_config = os.path.exists(stamp) and open(stamp).read() == cfg.dump()
+    if not retrain and os.path.exists(final) and same_config:
         print(f"[demo] reusing {final} (same config; pass --retrain to train again)")
         return None, None
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
@@ -88,7 +92,9 @@ def growth_table(output_dir, max_iter):
                          record.get("segm/AP"), record.get("sem_seg/mIoU")])
     if not rows:
         return ""
-    return tabulate(rows, headers=["iteration", "PQ", "mask AP", "mIoU"], tablefmt="github", floatfmt=".1f")
+    return tabulate(
+        rows, headers=["iteration", "PQ", "mask AP", "mIoU"], tablefmt="github", floatfmt=".1f"
+    )
 
 
 def visualize(cfg, model, dataset_name, out_dir, num):
@@ -114,20 +120,21 @@ def visualize(cfg, model, dataset_name, out_dir, num):
             out = model([inp])[0]
         image = read_image(record["file_name"], format="RGB")
 
-        def draw(fn):
-            return fn(Visualizer(image, meta, scale=2.0, instance_mode=ColorMode.IMAGE)).get_image()
+        def visualizer(image=image):
+            return Visualizer(image, meta, scale=2.0, instance_mode=ColorMode.IMAGE)
 
         pan = rgb2id(np.asarray(Image.open(record["pan_seg_file_name"]), dtype=np.uint32))
-        segments = record["segments_info"]
-        gt = draw(lambda v: v.draw_panoptic_seg(torch.from_numpy(pan.astype(np.int64)), segments))
-        pred_pan = draw(lambda v: v.draw_panoptic_seg(out["panoptic_seg"][0], out["panoptic_seg"][1]))
+        gt_ids = torch.from_numpy(pan.astype(np.int64))
+        gt = visualizer().draw_panoptic_seg(gt_ids, record["segments_info"]).get_image()
+        pred_pan = visualizer().draw_panoptic_seg(*out["panoptic_seg"]).get_image()
         inst = out["instances"]
         inst = inst[inst.scores > 0.5]
-        pred_inst = draw(lambda v: v.draw_instance_predictions(inst))
-        pred_sem = draw(lambda v: v.draw_sem_seg(out["sem_seg"].argmax(0)))
+        pred_inst = visualizer().draw_instance_predictions(inst).get_image()
+        pred_sem = visualizer().draw_sem_seg(out["sem_seg"].argmax(0)).get_image()
         inp_img = cv2.resize(image, gt.shape[1::-1], interpolation=cv2.INTER_NEAREST)
         row = np.concatenate([inp_img, gt, pred_pan, pred_inst, pred_sem], axis=1)
-        path = os.path.join(out_dir, os.path.splitext(os.path.basename(record["file_name"]))[0] + ".png")
+        stem = os.path.splitext(os.path.basename(record["file_name"]))[0]
+        path = os.path.join(out_dir, stem + ".png")
         cv2.imwrite(path, row[:, :, ::-1])
         paths.append(path)
     return paths
@@ -140,12 +147,12 @@ def main(argv=None):
     generate_data()
 
     import torch
-    from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.config import get_cfg
     from detectron2.utils.logger import setup_logger
 
     import omgseg  # noqa: F401  (registers datasets and model)
     from omgseg import add_omgseg_config
+    from omgseg.checkpoint import OMGSegCheckpointer
     from omgseg.engine import Trainer
     from omgseg.evaluation.build import format_results_table
 
@@ -153,20 +160,23 @@ def main(argv=None):
     add_omgseg_config(cfg)
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts)
-    cfg.OUTPUT_DIR = os.path.join(REPO, cfg.OUTPUT_DIR) if not os.path.isabs(cfg.OUTPUT_DIR) else cfg.OUTPUT_DIR
+    if not os.path.isabs(cfg.OUTPUT_DIR):
+        cfg.OUTPUT_DIR = os.path.join(REPO, cfg.OUTPUT_DIR)
     cfg.freeze()
     setup_logger(output=cfg.OUTPUT_DIR)
     setup_logger(output=cfg.OUTPUT_DIR, name="omgseg")
     torch.set_num_threads(os.cpu_count() or 1)
     print(dataset_summary(list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)))
 
-    print(f"[demo] 2/4 training {cfg.MODEL.OMG.CLIP.MODEL_NAME} for {cfg.SOLVER.MAX_ITER} iterations on CPU")
+    print(f"[demo] 2/4 training {cfg.MODEL.OMG.CLIP.MODEL_NAME} for {cfg.SOLVER.MAX_ITER} "
+          "iterations on CPU")
     seconds, results = train(cfg, args.retrain)
 
     model = Trainer.build_model(cfg)
-    DetectionCheckpointer(model).load(os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
+    OMGSegCheckpointer(cfg, model).load(os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
     if results:
-        print("[demo] 3/4 evaluation of the final model: done by the trainer after the last iteration")
+        print("[demo] 3/4 evaluation of the final model: done by the trainer after the last "
+              "iteration")
     else:
         print("[demo] 3/4 evaluating on", ", ".join(cfg.DATASETS.TEST))
         results = Trainer.test(cfg, model)
@@ -174,7 +184,8 @@ def main(argv=None):
         json.dump(results, f, indent=2)
 
     print("[demo] 4/4 pictures")
-    paths = visualize(cfg, model, cfg.DATASETS.TEST[0], os.path.join(cfg.OUTPUT_DIR, "vis"), args.num_vis)
+    vis_dir = os.path.join(cfg.OUTPUT_DIR, "vis")
+    paths = visualize(cfg, model, cfg.DATASETS.TEST[0], vis_dir, args.num_vis)
 
     print()
     growth = growth_table(cfg.OUTPUT_DIR, cfg.SOLVER.MAX_ITER)
@@ -186,7 +197,8 @@ def main(argv=None):
     print(format_results_table(results, dataset_name=",".join(cfg.DATASETS.TEST)))
     if seconds is not None:
         print(f"\ntraining time: {seconds / 60:.1f} min on {os.cpu_count()} CPU cores")
-    print(f"pictures (input | ground truth | panoptic | instances | semantic): {os.path.dirname(paths[0])}/")
+    print("pictures (input | ground truth | panoptic | instances | semantic): "
+          f"{os.path.dirname(paths[0])}/")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,41 @@
-"""Mapper tables: ``INPUT.DATASET_MAPPER_NAME`` -> training mapper; test mapper per dataset."""
-from typing import Callable, Dict
+"""Mapper tables, and the dataset dicts / samplers that Detectron2's loader builders receive.
 
-from detectron2.data import MetadataCatalog
+Detectron2's ``get_detection_dataset_dicts`` filters empty images and computes repeat factors
+from ``record["annotations"]`` only, and only when the FIRST record has them. OMG-Seg trains on
+panoptic (``segments_info``), instance, semantic and video records together, so
+:func:`get_omg_dataset_dicts` runs Detectron2's loading per dataset and applies Detectron2's own
+filter (``filter_images_with_only_crowd_annotations``) and repeat-factor code
+(``RepeatFactorTrainingSampler.repeat_factors_from_category_frequency``) to a *view* of every
+record's ground truth (:func:`ground_truth_view`).
+"""
+import itertools
+import logging
+import os
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+
+from detectron2.data import DatasetCatalog, MetadataCatalog, get_detection_dataset_dicts
+from detectron2.data.build import filter_images_with_only_crowd_annotations
+from detectron2.data.samplers import RepeatFactorTrainingSampler
 
 from .dataset_mappers import OMGTestDatasetMapper, PseudoVideoLSJDatasetMapper
+from .datasets.validation import check_coco_instances_json
 
-__all__ = ["MAPPERS", "TEST_MAPPERS", "build_train_mapper", "build_test_mapper"]
+__all__ = [
+    "MAPPERS",
+    "TEST_MAPPERS",
+    "build_train_mapper",
+    "build_test_mapper",
+    "ground_truth_view",
+    "filter_empty_records",
+    "check_dataset_files",
+    "get_omg_dataset_dicts",
+    "repeat_factors_from_category_frequency",
+    "build_train_sampler",
+]
+
+logger = logging.getLogger(__name__)
 
 # Training mappers by INPUT.DATASET_MAPPER_NAME; each is called as ``cls(cfg, is_train=True)``.
 MAPPERS: Dict[str, Callable] = {
@@ -34,3 +64,143 @@ def build_test_mapper(cfg, dataset_name: str):
         evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type", None)
     mapper_cls = TEST_MAPPERS.get(evaluator_type, OMGTestDatasetMapper)
     return mapper_cls(cfg, is_train=False, dataset_name=dataset_name)
+
+
+# ----------------------------------------------------------------------------- dataset dicts
+def ground_truth_view(record: dict) -> Optional[dict]:
+    """``{"annotations": [{"category_id", "iscrowd"}, ...]}``: the objects a record lists, in the
+    form Detectron2's annotation-based functions read.
+
+    Objects are the instance ``annotations`` (per frame for a video), the panoptic
+    ``segments_info`` (``segments_infos`` per frame for a video). None for records whose ground
+    truth is only in files (semantic PNGs, DAVIS masks): they cannot be judged empty without
+    reading every PNG, and are never filtered.
+    """
+    if "segments_info" in record:
+        objects = record["segments_info"]
+    elif "segments_infos" in record:
+        objects = itertools.chain.from_iterable(record["segments_infos"])
+    elif "annotations" in record:
+        annos = record["annotations"]
+        if annos and isinstance(annos[0], list):  # a video: one list per frame
+            objects = itertools.chain.from_iterable(annos)
+        else:
+            objects = annos
+    else:
+        return None
+    return {
+        "annotations": [
+            {"category_id": o["category_id"], "iscrowd": o.get("iscrowd", 0)} for o in objects
+        ]
+    }
+
+
+def filter_empty_records(records: List[dict], dataset_name: str) -> List[dict]:
+    """Drop records without a non-crowd object (Detectron2's rule, on :func:`ground_truth_view`)
+    and log how many were dropped and why."""
+    views = [ground_truth_view(r) for r in records]
+    listed = [v for v in views if v is not None]
+    if not listed:
+        logger.info(
+            f"Dataset '{dataset_name}': ground truth is in files only (e.g. semantic PNGs); "
+            f"no image is filtered as empty"
+        )
+        return records
+    kept = {id(v) for v in filter_images_with_only_crowd_annotations(listed)}
+    out = [r for r, v in zip(records, views) if v is None or id(v) in kept]
+    logger.info(
+        f"Dataset '{dataset_name}': DATALOADER.FILTER_EMPTY_ANNOTATIONS removed "
+        f"{len(records) - len(out)} of {len(records)} images / videos that have no non-crowd "
+        f"object (instance annotation or panoptic segment); {len(out)} left"
+    )
+    return out
+
+
+def check_dataset_files(dataset_name: str) -> None:
+    """Checks Detectron2's loaders skip, run before a dataset is loaded: for a COCO instances
+    dataset (``evaluator_type`` "coco", e.g. ``register_coco_instances``), a malformed json names
+    its file and duplicate image / annotation ids are an error."""
+    meta = MetadataCatalog.get(dataset_name)
+    json_file = meta.get("json_file", None)
+    if meta.get("evaluator_type", None) == "coco" and json_file and os.path.isfile(json_file):
+        check_coco_instances_json(json_file)
+
+
+def get_omg_dataset_dicts(names: Sequence[str], filter_empty: bool) -> List[dict]:
+    """Records of the datasets ``names``, each stamped with its ``dataset_name``, concatenated.
+
+    Each dataset goes through :func:`check_dataset_files` and Detectron2's
+    ``get_detection_dataset_dicts`` (empty-dataset check, class histogram); with
+    ``filter_empty`` (training, ``DATALOADER.FILTER_EMPTY_ANNOTATIONS``) records of any task
+    without a non-crowd object are dropped by :func:`filter_empty_records`. Evaluation passes
+    ``filter_empty=False``: an empty image still counts (its false positives lower AP).
+    """
+    if isinstance(names, str):
+        names = [names]
+    if len(names) == 0:
+        raise ValueError("No dataset named (DATASETS.TRAIN / DATASETS.TEST is empty)")
+    out: List[dict] = []
+    for name in names:
+        check_dataset_files(name)
+        if name not in DatasetCatalog.list():
+            raise KeyError(f"Dataset '{name}' is not registered (see datasets/README.md)")
+        records = get_detection_dataset_dicts([name], filter_empty=False)
+        records = [r if r.get("dataset_name") == name else dict(r, dataset_name=name)
+                   for r in records]
+        if filter_empty:
+            records = filter_empty_records(records, name)
+        out.extend(records)
+    if not out:
+        raise ValueError(f"No image left in {list(names)} after filtering empty images")
+    return out
+
+
+# ----------------------------------------------------------------------------- samplers
+def repeat_factors_from_category_frequency(
+    dataset_dicts: List[dict], repeat_thresh: float, sqrt: bool = True
+) -> torch.Tensor:
+    """Detectron2's LVIS repeat factors for records of any task, computed per dataset (each has
+    its own vocabulary) on :func:`ground_truth_view`; records listing no object get 1."""
+    factors = []
+    for _, group in itertools.groupby(dataset_dicts, key=lambda r: r.get("dataset_name")):
+        views = [ground_truth_view(r) or {"annotations": []} for r in group]
+        factors.append(RepeatFactorTrainingSampler.repeat_factors_from_category_frequency(
+            views, repeat_thresh, sqrt=sqrt))
+    return torch.cat(factors) if factors else torch.zeros(0)
+
+
+def _dataset_repeat_factors(cfg, dataset_dicts: List[dict]) -> torch.Tensor:
+    if not hasattr(cfg.DATASETS, "TRAIN_REPEAT_FACTOR"):
+        raise ValueError(
+            f"DATALOADER.SAMPLER_TRAIN {cfg.DATALOADER.SAMPLER_TRAIN} needs "
+            f"DATASETS.TRAIN_REPEAT_FACTOR (pairs of dataset name and factor) in the config"
+        )
+    by_name = dict(cfg.DATASETS.TRAIN_REPEAT_FACTOR)
+    unknown = set(by_name) - set(cfg.DATASETS.TRAIN)
+    if unknown:
+        raise ValueError(f"DATASETS.TRAIN_REPEAT_FACTOR names datasets not in DATASETS.TRAIN: "
+                         f"{sorted(unknown)}")
+    return torch.tensor([float(by_name.get(r["dataset_name"], 1.0)) for r in dataset_dicts])
+
+
+def build_train_sampler(cfg, dataset_dicts: List[dict]) -> Optional[torch.utils.data.Sampler]:
+    """The ``DATALOADER.SAMPLER_TRAIN`` sampler when Detectron2 cannot build it from the config
+    for OMG-Seg records; None when it can (``TrainingSampler``, ``RandomSubsetTrainingSampler``
+    only need the number of records)."""
+    name = cfg.DATALOADER.SAMPLER_TRAIN
+    if name == "RepeatFactorTrainingSampler":
+        factors = repeat_factors_from_category_frequency(
+            dataset_dicts, cfg.DATALOADER.REPEAT_THRESHOLD, sqrt=cfg.DATALOADER.REPEAT_SQRT
+        )
+        return RepeatFactorTrainingSampler(factors, seed=cfg.SEED)
+    if name in ("WeightedTrainingSampler", "WeightedCategoryTrainingSampler"):
+        factors = _dataset_repeat_factors(cfg, dataset_dicts)
+        if name == "WeightedCategoryTrainingSampler":
+            factors = factors * repeat_factors_from_category_frequency(
+                dataset_dicts, cfg.DATALOADER.REPEAT_THRESHOLD, sqrt=cfg.DATALOADER.REPEAT_SQRT
+            )
+            factors = factors / factors.min()
+        logger.info(f"Using {name} with DATASETS.TRAIN_REPEAT_FACTOR "
+                    f"{list(cfg.DATASETS.TRAIN_REPEAT_FACTOR)}")
+        return RepeatFactorTrainingSampler(factors, seed=cfg.SEED)
+    return None

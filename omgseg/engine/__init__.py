@@ -1,3 +1,4 @@
+from .preflight import ConfigError
 from .trainer import Trainer, setup_cfg
 
-__all__ = ["Trainer", "setup_cfg"]
+__all__ = ["ConfigError", "Trainer", "setup_cfg"]

@@ -1,60 +1,57 @@
 """Detectron2 ``DefaultTrainer`` specialised for OMG-Seg.
 
-What differs from the default: datasets are stamped with their registered name (each sample
-picks its vocabulary by it), mappers and evaluators come from tables, AdamW with OMG-Seg's
-parameter groups and full-model gradient clipping, and DDP also works on CPU (gloo).
+What differs from the default: records of every task (panoptic, instance, semantic, video)
+are stamped with their registered name (each sample picks its vocabulary by it) and filtered /
+weighted per dataset before Detectron2's loader builders get them, mappers and evaluators come
+from tables, AdamW with OMG-Seg's parameter groups and full-model gradient clipping, DDP also
+works on CPU (gloo), the config is checked before anything is built (``preflight``) and
+checkpoints go through the strict, crash-safe ``OMGSegCheckpointer``.
 """
-import copy
 import logging
 import weakref
-from typing import List
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode, get_cfg
-from detectron2.data import DatasetCatalog, build_detection_test_loader, build_detection_train_loader
+from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, default_setup
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
+from ..checkpoint import OMGSegCheckpointer
 from ..config import add_omgseg_config
-from ..data.build import build_test_mapper, build_train_mapper
+from ..data.build import (
+    build_test_mapper,
+    build_train_mapper,
+    build_train_sampler,
+    check_dataset_files,
+    get_omg_dataset_dicts,
+)
 from ..evaluation.build import build_evaluator
 from ..solver.build import build_lr_scheduler, build_optimizer
+from .preflight import check_config
 
-__all__ = ["Trainer", "setup_cfg", "load_named_dataset_dicts"]
+__all__ = ["Trainer", "setup_cfg"]
 
 
 def setup_cfg(args, *, setup_env: bool = True) -> CfgNode:
-    """Config from ``--config-file`` plus trailing ``KEY VALUE`` overrides, frozen."""
+    """Config from ``--config-file`` plus trailing ``KEY VALUE`` overrides, frozen.
+
+    Raises ``ConfigError`` (before anything is written) for an OUTPUT_DIR that is a file, a CUDA
+    device on a machine without one, or an unregistered dataset name.
+    """
     cfg = get_cfg()
     add_omgseg_config(cfg)
     if args.config_file:
         cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts)
     cfg.freeze()
+    check_config(cfg, train=not getattr(args, "eval_only", False))
     if setup_env:
         default_setup(cfg, args)
         setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="omgseg")
     return cfg
-
-
-def load_named_dataset_dicts(names: List[str]) -> List[dict]:
-    """Concatenate registered datasets, stamping each record with its ``dataset_name``."""
-    if len(names) == 0:
-        raise ValueError("No dataset named (DATASETS.TRAIN / DATASETS.TEST is empty)")
-    dicts = []
-    for name in names:
-        records = DatasetCatalog.get(name)
-        if len(records) == 0:
-            raise ValueError(f"Dataset '{name}' is empty")
-        for record in records:
-            record = copy.copy(record)
-            record["dataset_name"] = name
-            dicts.append(record)
-    return dicts
 
 
 def create_ddp_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -70,7 +67,9 @@ def create_ddp_model(model: torch.nn.Module) -> torch.nn.Module:
 
 class Trainer(DefaultTrainer):
     def __init__(self, cfg: CfgNode):
-        # DefaultTrainer.__init__ with a CPU-capable DDP wrapper.
+        # DefaultTrainer.__init__ with config checks, a CPU-capable DDP wrapper and the strict,
+        # crash-safe OMGSegCheckpointer.
+        check_config(cfg, train=True)
         super(DefaultTrainer, self).__init__()
         logger = logging.getLogger("detectron2")
         if not logger.isEnabledFor(logging.INFO):
@@ -84,7 +83,7 @@ class Trainer(DefaultTrainer):
             model, data_loader, optimizer
         )
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = DetectionCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.checkpointer = OMGSegCheckpointer(cfg, model, trainer=weakref.proxy(self))
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
@@ -92,20 +91,26 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
-        dicts = load_named_dataset_dicts(list(cfg.DATASETS.TRAIN))
+        """Detectron2's ``build_detection_train_loader(cfg, ...)``. The records (every task,
+        name-stamped, ``DATALOADER.FILTER_EMPTY_ANNOTATIONS`` applied per dataset) and, for the
+        repeat-factor samplers, the sampler are given to it; other samplers it builds itself."""
+        dataset = get_omg_dataset_dicts(
+            cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS
+        )
         return build_detection_train_loader(
-            dicts,
+            cfg,
             mapper=build_train_mapper(cfg),
-            total_batch_size=cfg.SOLVER.IMS_PER_BATCH,
-            aspect_ratio_grouping=False,
-            num_workers=cfg.DATALOADER.NUM_WORKERS,
+            dataset=dataset,
+            sampler=build_train_sampler(cfg, dataset),
         )
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
-        dicts = load_named_dataset_dicts([dataset_name])
+        """Detectron2's ``build_detection_test_loader(cfg, dataset_name, ...)``: every image is
+        kept, empty ones included; annotation files are checked first."""
+        check_dataset_files(dataset_name)
         return build_detection_test_loader(
-            dicts, mapper=build_test_mapper(cfg, dataset_name), num_workers=cfg.DATALOADER.NUM_WORKERS
+            cfg, dataset_name, mapper=build_test_mapper(cfg, dataset_name)
         )
 
     @classmethod

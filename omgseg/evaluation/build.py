@@ -15,6 +15,9 @@ from detectron2.evaluation import (
     SemSegEvaluator,
 )
 
+from .video_instance import build_davis_evaluators, build_ytvis_evaluators
+from .video_panoptic import video_panoptic_evaluators
+
 __all__ = [
     "EVALUATOR_BUILDERS",
     "build_evaluator",
@@ -118,6 +121,10 @@ EVALUATOR_BUILDERS: Dict[str, Callable] = {
     "coco": _coco_instance_evaluators,
     "sem_seg": _sem_seg_evaluators,
     "cityscapes_panoptic_seg": _cityscapes_panoptic_evaluators,
+    # Video datasets (one input = one video): VPQ + STQ / VSS mIoU + VC, YouTube-VIS AP, DAVIS J&F.
+    "vps": video_panoptic_evaluators,
+    "ytvis": build_ytvis_evaluators,
+    "davis": build_davis_evaluators,
 }
 
 
@@ -154,6 +161,11 @@ HEADLINE_METRICS = (
     ("fwIoU", "sem_seg", "fwIoU"),
     ("mACC", "sem_seg", "mACC"),
     ("pACC", "sem_seg", "pACC"),
+    ("VPQ", "vpq", "VPQ"),
+    ("STQ", "vpq", "STQ"),
+    ("VSS mIoU", "vss", "mIoU"),
+    ("VC8", "vss", "VC8"),
+    ("J&F", "vos", "J&F-Mean"),
 )
 _TASK_KEYS = {task for _, task, _ in HEADLINE_METRICS}
 

@@ -9,7 +9,8 @@ normalised location (x, y) in [0, 1] addresses pixel coordinate (x * w - 0.5, y 
 pixel ``i`` of a row of width ``w`` has its centre at ``(i + 0.5) / w``. Samples outside the map
 read zeros.
 
-The PyTorch core (``ms_deform_attn_core_pytorch``) runs anywhere. With ``impl="auto"`` and CUDA
+The PyTorch core (``ms_deform_attn_core_pytorch``, a gather of the bilinear corners with
+``F.embedding_bag``) runs anywhere. With ``impl="auto"`` and CUDA
 input, an already installed fused kernel is used when one can be imported (Mask2Former's
 ``MultiScaleDeformableAttention`` extension, or ``mmcv.ops``); nothing is ever compiled here.
 """
@@ -44,13 +45,37 @@ _FUSED_OP: Optional[FusedOp] = None
 _FUSED_RESOLVED = False
 
 
+def _zero_padded_levels(value: torch.Tensor, shapes: List[Tuple[int, int]]) -> torch.Tensor:
+    """[N, S, M, Dh] -> [N, S', M * Dh]: each level's h x w map placed in a zero (h + 3) x (w + 3)
+    map with one row / column of zeros before it and two after it, levels concatenated."""
+    n, _, heads, dh = value.shape
+    padded_sizes = [(h + 3) * (w + 3) for h, w in shapes]
+    padded = value.new_zeros(n, sum(padded_sizes), heads * dh)
+    src = dst = 0
+    for (h, w), size in zip(shapes, padded_sizes):
+        level = value[:, src : src + h * w].reshape(n, h, w, heads * dh)
+        target = padded[:, dst : dst + size].view(n, h + 3, w + 3, heads * dh)
+        target[:, 1 : h + 1, 1 : w + 1] = level
+        src += h * w
+        dst += size
+    return padded
+
+
 def ms_deform_attn_core_pytorch(
     value: torch.Tensor,
     spatial_shapes: torch.Tensor,
     sampling_locations: torch.Tensor,
     attention_weights: torch.Tensor,
 ) -> torch.Tensor:
-    """Deformable attention by bilinear ``grid_sample`` (zero padding, pixel centres).
+    """Deformable attention in plain PyTorch: bilinear samples (zeros outside, pixel centres).
+
+    Each sample blends the 4 pixels around it. The ``4 * L * P`` corner reads of one (frame,
+    query, head), each weighted by attention weight x bilinear weight, form one bag of
+    ``F.embedding_bag(mode="sum")`` over the rows of a zero-padded copy of ``value``. This is what
+    ``grid_sample`` per level followed by the weighted sum computes, without the
+    [N * M, Dh, Lq, L * P] intermediate and its layout copies, and the result is already in the
+    [N, Lq, M * Dh] layout. Samples are clamped into the zero border (a sample farther out reads
+    only zeros anyway), so no corner needs an inside-the-map test.
 
     Args:
         value: [N, S, M, Dh], the L levels flattened row-major and concatenated.
@@ -62,37 +87,60 @@ def ms_deform_attn_core_pytorch(
     Returns:
         [N, Lq, M * Dh]: per head, the weighted sum of the samples over levels and points.
     """
-    n, _, heads, dh = value.shape
+    n, s, heads, dh = value.shape
     _, lq, _, levels, points, _ = sampling_locations.shape
     shapes: List[Tuple[int, int]] = [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
     if len(shapes) != levels:
         raise ValueError(f"spatial_shapes has {len(shapes)} levels, sampling_locations {levels}")
-    sizes = [h * w for h, w in shapes]
-    if sum(sizes) != value.shape[1]:
+    if sum(h * w for h, w in shapes) != s:
         raise ValueError(
-            f"value has {value.shape[1]} positions, spatial_shapes sum to {sum(sizes)}"
+            f"value has {s} positions, spatial_shapes sum to {sum(h * w for h, w in shapes)}"
         )
-    value_per_level = value.split(sizes, dim=1)
-    # grid_sample wants [-1, 1]; with align_corners=False, -1 and 1 are the outer pixel edges.
-    grids = 2 * sampling_locations - 1
-    sampled = []
-    for lvl, (h, w) in enumerate(shapes):
-        # [N, h*w, M, Dh] -> [N, M, Dh, h*w] -> [N*M, Dh, h, w]
-        v = value_per_level[lvl].permute(0, 2, 3, 1).reshape(n * heads, dh, h, w)
-        # [N, Lq, M, P, 2] -> [N, M, Lq, P, 2] -> [N*M, Lq, P, 2]
-        g = grids[:, :, :, lvl].transpose(1, 2).flatten(0, 1)
-        # -> [N*M, Dh, Lq, P]
-        sampled.append(
-            F.grid_sample(
-                v, g.to(v.dtype), mode="bilinear", padding_mode="zeros", align_corners=False
-            )
-        )
-    # [N*M, Dh, Lq, L, P] -> [N*M, Dh, Lq, L*P]
-    stacked = torch.stack(sampled, dim=-2).flatten(-2)
-    # [N, Lq, M, L, P] -> [N, M, Lq, L*P] -> [N*M, 1, Lq, L*P]
-    weights = attention_weights.transpose(1, 2).reshape(n * heads, 1, lq, levels * points)
-    out = (stacked * weights.to(stacked.dtype)).sum(-1)  # [N*M, Dh, Lq]
-    return out.view(n, heads * dh, lq).transpose(1, 2).contiguous()
+    device = value.device
+    padded = _zero_padded_levels(value, shapes)  # [N, S', M * Dh]
+    padded_len = padded.shape[1]
+
+    # Pixel coordinates (pixel centres on integers, as grid_sample with align_corners=False),
+    # clamped to [-1, size]: corners then fall in the zero border of the padded map. At least
+    # fp32: half precision cannot address pixels of large maps.
+    dtype = torch.promote_types(sampling_locations.dtype, torch.float32)
+    size_xy = torch.tensor([[w, h] for h, w in shapes], dtype=dtype, device=device)
+    size_xy = size_xy.view(levels, 1, 2)
+    offset = torch.tensor(-0.5, dtype=dtype, device=device)
+    xy = torch.addcmul(offset, sampling_locations.to(dtype), size_xy)
+    xy = torch.clamp(xy, min=torch.full_like(size_xy, -1.0), max=size_xy)
+    xy0 = xy.floor()
+    fx, fy = (xy - xy0).unbind(-1)
+    # Bilinear x attention weight of corners (x0, y0), (x0 + 1, y0), (x0, y0 + 1), (x0 + 1, y0 + 1).
+    weights = attention_weights.to(dtype)
+    wy1 = fy * weights
+    wy0 = weights - wy1
+    wx0 = 1 - fx
+    corner_weights = torch.stack((wy0 * wx0, wy0 * fx, wy1 * wx0, wy1 * fx), dim=-1)
+
+    # Row of corner (x0, y0) in padded.view(N * S' * M, Dh) is
+    # (n * S' + start_l + (y0 + 1) * (w_l + 3) + x0 + 1) * M + m. NaN locations (a diverged
+    # model) get a valid row and keep their NaN weights.
+    padded_w = torch.tensor([w + 3 for _, w in shapes], device=device)
+    starts = torch.tensor([0] + [(h + 3) * (w + 3) for h, w in shapes][:-1], device=device)
+    starts = starts.cumsum(0)
+    xy_step = torch.stack((torch.ones_like(padded_w), padded_w), dim=-1).view(levels, 1, 2) * heads
+    rows = (torch.nan_to_num(xy0, nan=-1.0).long() * xy_step).sum(-1)
+    frame_start = torch.arange(n, device=device).view(n, 1, 1, 1, 1) * padded_len
+    head = torch.arange(heads, device=device).view(heads, 1, 1)
+    rows += (frame_start + (starts + padded_w + 1).view(levels, 1)) * heads + head
+    zero = torch.zeros_like(padded_w)
+    corner_step = torch.stack((zero, zero + 1, padded_w, padded_w + 1), dim=-1) * heads
+    rows = rows.unsqueeze(-1) + corner_step.view(levels, 1, 4)
+
+    bag = levels * points * 4
+    out = F.embedding_bag(
+        rows.view(n * lq * heads, bag),
+        padded.view(n * padded_len * heads, dh),
+        mode="sum",
+        per_sample_weights=corner_weights.view(n * lq * heads, bag).to(value.dtype),
+    )
+    return out.view(n, lq, heads * dh)
 
 
 def _im2col_step(batch: int, limit: int = 64) -> int:
@@ -166,7 +214,7 @@ def _resolve_fused_op() -> Optional[FusedOp]:
         return _FUSED_OP
     except ImportError:
         pass
-    logger.info("MSDeformAttn: no fused kernel importable; using the PyTorch grid_sample core")
+    logger.info("MSDeformAttn: no fused kernel importable; using the PyTorch core")
     return None
 
 

@@ -42,7 +42,9 @@ class PositionEmbeddingSine(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         if mask is None:
-            mask = torch.zeros((x.shape[0], x.shape[2], x.shape[3]), device=x.device, dtype=torch.bool)
+            mask = torch.zeros(
+                (x.shape[0], x.shape[2], x.shape[3]), device=x.device, dtype=torch.bool
+            )
         not_mask = (~mask).to(torch.float32)
         y_embed = not_mask.cumsum(1)
         x_embed = not_mask.cumsum(2)

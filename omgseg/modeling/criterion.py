@@ -1,20 +1,30 @@
-"""Set criterion of OMG-Seg (Mask2Former losses on mask tubes, T >= 1).
+"""Set criterion of OMG-Seg (Mask2Former losses on mask tubes, T >= 1), normalised as the
+official head (``Mask2FormerVideoHead._loss_by_feat_single``) normalises them.
 
 For every output (the final one and, with deep supervision, each ``aux_outputs`` entry, matched
 again) the criterion computes
 
-* ``loss_ce``: weighted cross-entropy over ``K + 1`` classes, void weight ``eos_coef``; unmatched
-  queries target void, targets labelled ``-1`` and whole prompt samples (``match`` False) are
-  ignored;
-* ``loss_mask`` / ``loss_dice``: sigmoid BCE and dice of matched tubes on PointRend
-  importance-sampled points (per frame), summed over masks and divided by ``num_masks``;
-* ``loss_objectness``: sigmoid focal loss on the objectness logit (1 for matched queries, else 0),
-  summed and divided by ``num_masks``; prompt samples are left out.
+* ``loss_ce``: cross-entropy over ``K + 1`` classes weighted by the class weight of the target (1,
+  void ``eos_coef``); unmatched queries target void; queries matched to a ``-1`` target and whole
+  prompt samples (``match`` False) get no loss. Sum / ``cls_avg_factor``.
+* ``loss_objectness``: sigmoid focal loss (alpha 0.25, gamma 2) on the objectness logit, target 1
+  for matched queries, else 0; prompt samples are left out. Sum / ``cls_avg_factor``.
+* ``loss_mask`` / ``loss_dice``: sigmoid BCE (mean over points) and dice of matched tubes on
+  PointRend importance-sampled points. A tube is ONE image: its frames are stacked along the
+  height (``T*h x w``) and ``num_points`` points are sampled over the whole stack. Sum over
+  tubes / ``num_masks``.
 
-``num_masks`` is the number of targets in the batch averaged over workers, at least 1. Losses
-are returned unweighted; ``weight_dict`` holds the weight of every key.
+Normalisers, each averaged over workers and at least 1:
+
+* ``cls_avg_factor`` = sum over the queries of every non-prompt sample of the class weight of its
+  target: 1 for a matched query (the official code counts a ``-1`` target as class 0, weight 1),
+  ``eos_coef`` for an unmatched one; prompt samples add 0.
+* ``num_masks`` = sum over samples of max(matched queries, 1) (mmdet's ``MaskPseudoSampler``
+  counts at least one positive per image).
+
+Losses are returned unweighted; ``weight_dict`` holds the weight of every key.
 """
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -29,7 +39,7 @@ from detectron2.projects.point_rend.point_features import (
 )
 from detectron2.utils import comm
 
-from .matcher import HungarianMatcher
+from .matcher import HungarianMatcher, stack_frames
 
 __all__ = [
     "SetCriterion",
@@ -90,14 +100,21 @@ def build_weight_dict(
     return out
 
 
-def _reduce_num_masks(num_masks: int, device: torch.device) -> float:
-    """Average the target count over workers; at least 1."""
-    value = torch.as_tensor([float(num_masks)], dtype=torch.float32, device=device)
+class Normalisers(NamedTuple):
+    """Loss denominators (see the module docstring)."""
+
+    num_masks: float
+    cls_avg_factor: float
+
+
+def _reduce_mean_at_least_one(values: Sequence[float], device: torch.device) -> List[float]:
+    """Average each value over workers (one all_reduce); each at least 1."""
+    t = torch.as_tensor([float(v) for v in values], dtype=torch.float32, device=device)
     world_size = 1
     if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(value)
+        dist.all_reduce(t)
         world_size = comm.get_world_size()
-    return max(value.item() / world_size, 1.0)
+    return [max(v / world_size, 1.0) for v in t.tolist()]
 
 
 class SetCriterion(nn.Module):
@@ -121,7 +138,8 @@ class SetCriterion(nn.Module):
             weight_dict: weight of every loss key (incl. ``_{i}`` aux keys).
             eos_coef: cross-entropy weight of the void class.
             losses: subset of ``"labels"``, ``"masks"``, ``"objectness"``.
-            num_points: sampled points per frame for the mask losses.
+            num_points: sampled points per tube (frames stacked along the height) for the mask
+                losses.
             oversample_ratio / importance_sample_ratio: PointRend importance sampling.
             deep_supervision: also supervise ``outputs["aux_outputs"]``.
         """
@@ -173,8 +191,21 @@ class SetCriterion(nn.Module):
     def _prompt_flags(targets: Sequence[Dict]) -> List[bool]:
         return [not bool(t.get("match", True)) for t in targets]
 
-    def loss_labels(self, outputs, targets, indices, num_masks) -> Dict[str, Tensor]:
-        """Weighted CE; unmatched -> void (K); label -1 and prompt samples ignored."""
+    def normalisers(self, targets: Sequence[Dict], num_queries: int, device) -> Normalisers:
+        """``num_masks`` and ``cls_avg_factor`` of a batch (the same for every decoder layer: each
+        layer's matching pairs min(M, Q) queries per sample)."""
+        num_masks = 0.0
+        cls_weight = 0.0
+        for tgt, is_prompt in zip(targets, self._prompt_flags(targets)):
+            matched = min(int(tgt["labels"].shape[0]), num_queries)
+            num_masks += max(matched, 1)
+            if not is_prompt:
+                cls_weight += matched + self.eos_coef * (num_queries - matched)
+        return Normalisers(*_reduce_mean_at_least_one([num_masks, cls_weight], device))
+
+    def loss_labels(self, outputs, targets, indices, norms: Normalisers) -> Dict[str, Tensor]:
+        """Class-weighted CE / cls_avg_factor; unmatched -> void (K); label -1 and prompt samples
+        get no loss."""
         logits = outputs["pred_logits"].float()  # [B, Q, K+1]
         bsz, num_queries, num_cls1 = logits.shape
         num_classes = num_cls1 - 1
@@ -195,8 +226,12 @@ class SetCriterion(nn.Module):
             empty_weight = torch.ones(num_cls1, dtype=logits.dtype, device=device)
             empty_weight[-1] = self.eos_coef
             loss_ce = F.cross_entropy(
-                logits.transpose(1, 2), target_classes, weight=empty_weight, ignore_index=-1
-            )
+                logits.transpose(1, 2),
+                target_classes,
+                weight=empty_weight,
+                ignore_index=-1,
+                reduction="sum",
+            ) / norms.cls_avg_factor
         else:
             loss_ce = logits.sum() * 0.0
         return {"loss_ce": loss_ce}
@@ -211,9 +246,9 @@ class SetCriterion(nn.Module):
             self.importance_sample_ratio,
         )
 
-    def loss_masks(self, outputs, targets, indices, num_masks) -> Dict[str, Tensor]:
-        """Point-sampled sigmoid BCE and dice of matched tubes (T folded into the batch for
-        sampling, regrouped to ``[n, T*P]`` for the losses)."""
+    def loss_masks(self, outputs, targets, indices, norms: Normalisers) -> Dict[str, Tensor]:
+        """Point-sampled sigmoid BCE and dice of matched tubes, each tube sampled as one image
+        (frames stacked along the height), / num_masks."""
         pred_masks = outputs["pred_masks"]  # [B, Q, T, h, w]
         batch_idx, src_idx = self._batch_pred_index(indices)
         if src_idx.numel() == 0:
@@ -228,22 +263,20 @@ class SetCriterion(nn.Module):
             raise ValueError(
                 f"prediction has {src_masks.shape[1]} frames, targets {tgt_masks.shape[1]}"
             )
-        n, num_frames = src_masks.shape[:2]
-        src_flat = src_masks.flatten(0, 1)[:, None]  # [n*T, 1, h, w]
-        tgt_flat = tgt_masks.flatten(0, 1)[:, None]  # [n*T, 1, H, W]
+        src_stack = stack_frames(src_masks)  # [n, 1, T*h, w]
+        tgt_stack = stack_frames(tgt_masks)  # [n, 1, T*H, W]
         with torch.no_grad():
-            point_coords = self._sample_points(src_flat.detach())
-            point_labels = point_sample(tgt_flat, point_coords, align_corners=False).squeeze(1)
-        point_logits = point_sample(src_flat, point_coords, align_corners=False).squeeze(1)
-        point_logits = point_logits.reshape(n, num_frames * point_logits.shape[-1])
-        point_labels = point_labels.reshape(n, num_frames * point_labels.shape[-1])
+            point_coords = self._sample_points(src_stack.detach())  # [n, P, 2]
+            point_labels = point_sample(tgt_stack, point_coords, align_corners=False).squeeze(1)
+        point_logits = point_sample(src_stack, point_coords, align_corners=False).squeeze(1)
         return {
-            "loss_mask": sigmoid_ce_loss(point_logits, point_labels, num_masks),
-            "loss_dice": dice_loss(point_logits, point_labels, num_masks),
+            "loss_mask": sigmoid_ce_loss(point_logits, point_labels, norms.num_masks),
+            "loss_dice": dice_loss(point_logits, point_labels, norms.num_masks),
         }
 
-    def loss_objectness(self, outputs, targets, indices, num_masks) -> Dict[str, Tensor]:
-        """Sigmoid focal loss (alpha 0.25, gamma 2, sum) / num_masks; prompt samples left out."""
+    def loss_objectness(self, outputs, targets, indices, norms: Normalisers) -> Dict[str, Tensor]:
+        """Sigmoid focal loss (alpha 0.25, gamma 2, sum) / cls_avg_factor; prompt samples left
+        out."""
         if "pred_objectness" not in outputs:
             raise KeyError("'objectness' loss requested but outputs have no 'pred_objectness'")
         logits = outputs["pred_objectness"][..., 0]  # [B, Q]
@@ -259,21 +292,21 @@ class SetCriterion(nn.Module):
         loss = sigmoid_focal_loss(
             logits[keep], target[keep], alpha=0.25, gamma=2.0, reduction="sum"
         )
-        return {"loss_objectness": loss / num_masks}
+        return {"loss_objectness": loss / norms.cls_avg_factor}
 
-    def get_loss(self, name: str, outputs, targets, indices, num_masks) -> Dict[str, Tensor]:
+    def get_loss(self, name: str, outputs, targets, indices, norms) -> Dict[str, Tensor]:
         fn = {
             "labels": self.loss_labels,
             "masks": self.loss_masks,
             "objectness": self.loss_objectness,
         }[name]
-        return fn(outputs, targets, indices, num_masks)
+        return fn(outputs, targets, indices, norms)
 
-    def _losses_for(self, outputs, targets, num_masks, suffix: str = "") -> Dict[str, Tensor]:
+    def _losses_for(self, outputs, targets, norms, suffix: str = "") -> Dict[str, Tensor]:
         indices = self.matcher(outputs, targets)
         out = {}
         for name in self.losses:
-            for k, v in self.get_loss(name, outputs, targets, indices, num_masks).items():
+            for k, v in self.get_loss(name, outputs, targets, indices, norms).items():
                 out[k + suffix] = v
         return out
 
@@ -288,13 +321,13 @@ class SetCriterion(nn.Module):
         Returns:
             Unweighted losses (see ``weight_dict`` for the weights).
         """
-        device = outputs["pred_logits"].device
-        num_masks = _reduce_num_masks(sum(int(t["labels"].shape[0]) for t in targets), device)
+        logits = outputs["pred_logits"]
+        norms = self.normalisers(targets, logits.shape[1], logits.device)
         main = {k: v for k, v in outputs.items() if k != "aux_outputs"}
-        losses = self._losses_for(main, targets, num_masks)
+        losses = self._losses_for(main, targets, norms)
         if self.deep_supervision:
             for i, aux in enumerate(outputs.get("aux_outputs", None) or []):
-                losses.update(self._losses_for(aux, targets, num_masks, suffix=f"_{i}"))
+                losses.update(self._losses_for(aux, targets, norms, suffix=f"_{i}"))
         return losses
 
     def __repr__(self) -> str:

@@ -6,10 +6,12 @@ A prediction is a class distribution over ``K + 1`` entries (last = void) and a 
 
     C = cost_mask * BCE + cost_dice * Dice + cost_class * (-p(label))
 
-with BCE and Dice evaluated on ``num_points`` random points in ``[0, 1]^2``, shared by every
-prediction and target of a sample and by every frame of the tube (T is treated as channels and
-flattened into the point axis). Samples with ``"match": False`` (prompt samples, where query i
-answers prompt i) are paired by identity.
+with BCE and Dice evaluated on ``num_points`` random points shared by every prediction and target
+of a sample. A tube is matched as ONE image, as the official head does: its T frames are stacked
+along the height (``T*h x w`` for predictions, ``T*H x W`` for targets) and the points are drawn
+in ``[0, 1]^2`` of that stacked image, so a clip gets ``num_points`` points in all, not per frame.
+Samples with ``"match": False`` (prompt samples, where query i answers prompt i) are paired by
+identity.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -21,7 +23,13 @@ from torch.nn import functional as F
 from detectron2.config import configurable
 from detectron2.projects.point_rend.point_features import point_sample
 
-__all__ = ["HungarianMatcher", "batch_sigmoid_ce_cost", "batch_dice_cost"]
+__all__ = ["HungarianMatcher", "batch_sigmoid_ce_cost", "batch_dice_cost", "stack_frames"]
+
+
+def stack_frames(tubes: Tensor) -> Tensor:
+    """``[n, T, h, w]`` -> ``[n, 1, T*h, w]``: the frames of each tube stacked along the height."""
+    n, t, h, w = tubes.shape
+    return tubes.reshape(n, 1, t * h, w)
 
 
 def batch_sigmoid_ce_cost(inputs: Tensor, targets: Tensor) -> Tensor:
@@ -74,7 +82,8 @@ class HungarianMatcher(nn.Module):
             cost_class: weight of the classification cost ``-p(label)``.
             cost_mask: weight of the point-sampled sigmoid BCE cost.
             cost_dice: weight of the point-sampled dice cost.
-            num_points: random points per frame used for the mask costs.
+            num_points: random points per sample (over the whole stacked tube) for the mask
+                costs.
         """
         super().__init__()
         if cost_class == 0 and cost_mask == 0 and cost_dice == 0:
@@ -114,8 +123,9 @@ class HungarianMatcher(nn.Module):
             pred_masks: ``[Q, T, h, w]`` mask logits.
             labels: ``[M]`` int64 class ids; ``-1`` contributes no class cost.
             tgt_masks: ``[M, T, H, W]`` bool / float target tubes.
-            point_coords: ``[1, P, 2]`` (or ``[P, 2]``) normalised ``(x, y)`` coordinates; drawn
-                with :meth:`sample_point_coords` when ``None``.
+            point_coords: ``[1, P, 2]`` (or ``[P, 2]``) normalised ``(x, y)`` coordinates in the
+                frames-stacked-along-height image; drawn with :meth:`sample_point_coords` when
+                ``None``.
 
         Returns:
             ``{"class", "mask", "dice"}``, each ``[Q, M]`` float32.
@@ -145,19 +155,19 @@ class HungarianMatcher(nn.Module):
         cost_class = -probs[:, labels.clamp(min=0)]
         cost_class = cost_class * valid[None, :].to(cost_class.dtype)
 
-        # Mask costs on points shared by all predictions / targets / frames.
+        # Mask costs on points shared by all predictions / targets, drawn over the stacked tube.
         if point_coords is None:
             point_coords = self.sample_point_coords(device)
         point_coords = point_coords.to(device=device, dtype=torch.float32)
         if point_coords.dim() == 2:
             point_coords = point_coords[None]
-        tgt = tgt_masks.to(device=device, dtype=torch.float32)
+        tgt = stack_frames(tgt_masks.to(device=device, dtype=torch.float32))  # [M, 1, T*H, W]
         tgt_points = point_sample(
             tgt, point_coords.expand(num_targets, -1, -1), align_corners=False
-        ).flatten(1)  # [M, T*P]
+        ).flatten(1)  # [M, P]
         pred_points = point_sample(
-            pred_masks, point_coords.expand(num_queries, -1, -1), align_corners=False
-        ).flatten(1)  # [Q, T*P]
+            stack_frames(pred_masks), point_coords.expand(num_queries, -1, -1), align_corners=False
+        ).flatten(1)  # [Q, P]
         cost_mask = batch_sigmoid_ce_cost(pred_points, tgt_points)
         cost_dice = batch_dice_cost(pred_points, tgt_points)
         return {"class": cost_class, "mask": cost_mask, "dice": cost_dice}

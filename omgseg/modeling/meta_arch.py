@@ -10,49 +10,17 @@ from torch import nn
 from torch.nn import functional as F
 
 from detectron2.config import configurable
-from detectron2.data import MetadataCatalog
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import ImageList, Instances
 
 from .build import build_pixel_decoder, build_transformer_decoder
-from .clip.text_embeddings import class_names_from_metadata, get_text_embeddings
+from .clip.text_embeddings import TextEmbeddingCache
 from .criterion import SetCriterion
-from .postprocessing import instance_inference, panoptic_inference, semantic_inference
+from .postprocessing import frame_inference
+from .vocabulary import Vocabulary, dataset_vocabulary, merge_vocabularies, training_vocabulary
 
 __all__ = ["OMGSeg", "Vocabulary"]
-
-
-class Vocabulary:
-    """Class names of one label space plus which of them are things.
-
-    ``names[i]`` is contiguous class id ``i``; a name may hold comma-separated synonyms.
-    """
-
-    def __init__(self, names: Sequence[str], is_thing: Optional[Sequence[bool]] = None):
-        if len(names) == 0:
-            raise ValueError("A vocabulary needs at least one class name")
-        self.names = tuple(str(n) for n in names)
-        self.is_thing = tuple(bool(x) for x in (is_thing if is_thing is not None else [True] * len(names)))
-        if len(self.is_thing) != len(self.names):
-            raise ValueError(
-                f"is_thing has {len(self.is_thing)} entries for {len(self.names)} class names"
-            )
-
-    @classmethod
-    def from_metadata(cls, metadata) -> "Vocabulary":
-        names = class_names_from_metadata(metadata)
-        thing_ids = set(getattr(metadata, "thing_dataset_id_to_contiguous_id", {}).values())
-        if metadata.get("stuff_classes") and thing_ids:
-            is_thing = [i in thing_ids for i in range(len(names))]
-        elif metadata.get("stuff_classes") and not metadata.get("thing_classes"):
-            is_thing = [False] * len(names)
-        else:
-            is_thing = [True] * len(names)
-        return cls(names, is_thing)
-
-    def __len__(self) -> int:
-        return len(self.names)
 
 
 @META_ARCH_REGISTRY.register()
@@ -80,6 +48,7 @@ class OMGSeg(nn.Module):
         text_cache_dir: str,
         text_batch_size: int,
         default_vocabulary: Optional[Vocabulary],
+        train_datasets: Sequence[str] = (),
         semantic_on: bool,
         instance_on: bool,
         panoptic_on: bool,
@@ -96,9 +65,13 @@ class OMGSeg(nn.Module):
         self.size_divisibility = max(size_divisibility, backbone.size_divisibility)
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
-        self.text_cache_dir = text_cache_dir
+        self.text_cache = TextEmbeddingCache(text_cache_dir)
         self.text_batch_size = text_batch_size
         self.default_vocabulary = default_vocabulary
+        # Training datasets whose vocabularies form the joint one (DATASETS.TRAIN, then any other
+        # dataset met in training); the merge is cached per member list.
+        self._joint_members: List[str] = list(train_datasets)
+        self._joint: Dict[tuple, Tuple[Vocabulary, Dict[str, Optional[torch.Tensor]]]] = {}
         self.semantic_on = semantic_on
         self.instance_on = instance_on
         self.panoptic_on = panoptic_on
@@ -106,7 +79,6 @@ class OMGSeg(nn.Module):
         self.overlap_threshold = overlap_threshold
         self.test_topk_per_image = test_topk_per_image
         self.sem_seg_postprocess_before_inference = sem_seg_postprocess_before_inference
-        self._text_memo: Dict[Tuple[str, ...], torch.Tensor] = {}
 
     @classmethod
     def from_config(cls, cfg):
@@ -116,7 +88,7 @@ class OMGSeg(nn.Module):
             cfg, in_channels=cfg.MODEL.OMG.CONVS_DIM, text_dim=backbone.text_dim
         )
         names = list(cfg.DATASETS.TEST) or list(cfg.DATASETS.TRAIN)
-        default_vocabulary = Vocabulary.from_metadata(MetadataCatalog.get(names[0])) if names else None
+        default_vocabulary = dataset_vocabulary(names[0]) if names else None
         test = cfg.MODEL.OMG.TEST
         return {
             "backbone": backbone,
@@ -129,6 +101,7 @@ class OMGSeg(nn.Module):
             "text_cache_dir": cfg.MODEL.OMG.CLIP.TEXT_CACHE_DIR,
             "text_batch_size": cfg.MODEL.OMG.CLIP.TEXT_BATCH_SIZE,
             "default_vocabulary": default_vocabulary,
+            "train_datasets": list(cfg.DATASETS.TRAIN),
             "semantic_on": test.SEMANTIC_ON,
             "instance_on": test.INSTANCE_ON,
             "panoptic_on": test.PANOPTIC_ON,
@@ -148,30 +121,22 @@ class OMGSeg(nn.Module):
         self.default_vocabulary = vocabulary
 
     def text_embeddings(self, names: Sequence[str]) -> torch.Tensor:
-        """CLIP text embeddings [K, S, D] of ``names`` (memoised; cached on disk)."""
-        key = tuple(names)
-        if key not in self._text_memo:
-            emb = get_text_embeddings(
-                self.backbone.encode_text,
-                self.backbone.tokenizer,
-                list(names),
-                cache_dir=self.text_cache_dir,
-                model_key=self.backbone.model_key,
-                batch_size=self.text_batch_size,
-                device=self.device,
-            )
-            self._text_memo[key] = emb
-        return self._text_memo[key].to(self.device)
+        """CLIP text embeddings [K, S, D] of ``names`` on the model's device, from the model's one
+        text cache (memory, then disk, then the text tower). Read-only."""
+        return self.text_cache.get(
+            list(names),
+            model_key=self.backbone.model_key,
+            encode_text=self.backbone.encode_text,
+            tokenizer=self.backbone.tokenizer,
+            batch_size=self.text_batch_size,
+            device=self.device,
+        )
 
     def _vocabulary_of(self, inp: dict) -> Vocabulary:
+        """The evaluation vocabulary of an input: its dataset's, else the default one."""
         name = inp.get("dataset_name")
         if name:
-            if name not in MetadataCatalog.list():
-                raise KeyError(
-                    f"Unknown dataset_name '{name}': register it (DatasetCatalog / MetadataCatalog) "
-                    "so its class names can be read from its metadata"
-                )
-            return Vocabulary.from_metadata(MetadataCatalog.get(name))
+            return dataset_vocabulary(name)
         if self.default_vocabulary is None:
             raise ValueError(
                 "No vocabulary: the input names no 'dataset_name' and the model has no default "
@@ -179,76 +144,174 @@ class OMGSeg(nn.Module):
             )
         return self.default_vocabulary
 
+    def _eval_vocabulary(self, batched_inputs: List[dict]) -> Vocabulary:
+        """The one vocabulary of an evaluation batch (outputs use its contiguous ids)."""
+        vocabs = [self._vocabulary_of(inp) for inp in batched_inputs]
+        if any(v != vocabs[0] for v in vocabs[1:]):
+            names = sorted({str(inp.get("dataset_name")) for inp in batched_inputs})
+            raise ValueError(
+                f"An inference batch mixes datasets with different vocabularies ({names}); "
+                "run one dataset per batch"
+            )
+        return vocabs[0]
+
     @staticmethod
-    def merge_vocabularies(vocabs: Sequence[Vocabulary]) -> Tuple[Vocabulary, List[torch.Tensor]]:
-        """Union of label spaces by class-name string; returns it and each input's id map."""
-        names: List[str] = []
-        is_thing: List[bool] = []
-        index: Dict[str, int] = {}
-        maps = []
-        for vocab in vocabs:
-            ids = []
-            for name, thing in zip(vocab.names, vocab.is_thing):
-                if name not in index:
-                    index[name] = len(names)
-                    names.append(name)
-                    is_thing.append(thing)
-                ids.append(index[name])
-            maps.append(torch.tensor(ids, dtype=torch.long))
-        return Vocabulary(names, is_thing), maps
+    def merge_vocabularies(
+        vocabs: Sequence[Optional[Vocabulary]],
+    ) -> Tuple[Vocabulary, List[Optional[torch.Tensor]]]:
+        """The joint vocabulary of several datasets and their id maps (see
+        :func:`omgseg.modeling.vocabulary.merge_vocabularies`)."""
+        return merge_vocabularies(vocabs)
+
+    def joint_vocabulary(
+        self, dataset_names: Sequence[Optional[str]] = (),
+    ) -> Tuple[Vocabulary, Dict[str, Optional[torch.Tensor]]]:
+        """The training label space: the merge of the training datasets' vocabularies, extended
+        (for good) by any dataset in ``dataset_names`` that is not one of them yet.
+
+        Returns ``(joint, id_maps)``; ``id_maps[name]`` sends the dataset's contiguous ids to joint
+        ids (None: class-agnostic). ``""`` stands for ``default_vocabulary`` (inputs without a
+        ``dataset_name``).
+        """
+        for name in dataset_names:
+            if (name or "") not in self._joint_members:
+                self._joint_members.append(name or "")
+        members = tuple(self._joint_members)
+        key = members + ((self.default_vocabulary,) if "" in members else ())
+        if key not in self._joint:
+            vocabs = []
+            for name in members:
+                if name:
+                    vocabs.append(training_vocabulary(name))
+                elif self.default_vocabulary is not None:
+                    vocabs.append(self.default_vocabulary)
+                else:
+                    raise ValueError(
+                        "A training input names no 'dataset_name' and the model has no default "
+                        "vocabulary: stamp dataset_name on the records or call set_vocabulary()"
+                    )
+            joint, maps = merge_vocabularies(vocabs)
+            self._joint[key] = (joint, dict(zip(members, maps)))
+        return self._joint[key]
 
     # ---- forward -----------------------------------------------------------------------------
+    @staticmethod
+    def _clip_of(inp: dict) -> torch.Tensor:
+        """The frames of one input as [T, 3, H, W] (an image is a clip of one frame).
+
+        Pixel values are 0..255 in ``INPUT.FORMAT`` channel order, CHW, as Detectron2's mappers
+        give them: uint8, or floating point on the same 0..255 scale. A floating-point input
+        whose values all lie in (0, 1] would be normalised as nearly black pixels, so it is
+        rejected rather than silently mis-read.
+        """
+        if "video" in inp:
+            key, want = "video", "[T, 3, H, W]"
+        elif "image" in inp:
+            key, want = "image", "[3, H, W]"
+        else:
+            raise KeyError(
+                f"An input needs 'image' [3, H, W] or 'video' [T, 3, H, W]; got keys {sorted(inp)}"
+            )
+        clip = inp[key]
+        if not isinstance(clip, torch.Tensor):
+            raise TypeError(
+                f"input['{key}'] must be a torch.Tensor {want}, got {type(clip).__name__}"
+            )
+        if clip.dim() != len(want.split(",")):
+            raise ValueError(f"input['{key}'] must be {want}, got shape {tuple(clip.shape)}")
+        if key == "image":
+            clip = clip[None]
+        if clip.shape[0] == 0:
+            raise ValueError("input['video'] has 0 frames; a clip needs at least one frame")
+        if clip.shape[1] != 3 or min(clip.shape[2:]) == 0:
+            hint = " (channels last? permute to channels first)" if clip.shape[-1] == 3 else ""
+            raise ValueError(
+                f"input['{key}'] must be {want} with 3 channels and a non-empty image, got shape "
+                f"{tuple(inp[key].shape)}{hint}"
+            )
+        if clip.dtype != torch.uint8 and not clip.is_floating_point():
+            raise TypeError(
+                f"input['{key}'] must be uint8 or floating point with pixel values in 0..255, "
+                f"got {clip.dtype}"
+            )
+        if clip.is_floating_point():
+            peak = float(clip.max())
+            if 0.0 < peak <= 1.0:
+                raise ValueError(
+                    f"input['{key}'] is a floating-point tensor with values in [0, 1] (max "
+                    f"{peak:.3g}); the model expects pixel values in 0..255 (uint8, or float "
+                    "scaled by 255) like Detectron2's mappers give"
+                )
+        return clip
+
     def _frames(self, batched_inputs: List[dict]) -> Tuple[ImageList, int]:
-        clips = []
-        for inp in batched_inputs:
-            if "video" in inp:
-                clips.append(inp["video"])
-            elif "image" in inp:
-                clips.append(inp["image"][None])
-            else:
-                raise KeyError(f"An input needs 'image' [3, H, W] or 'video' [T, 3, H, W]; got {sorted(inp)}")
+        """Normalised, padded frames of all inputs (clip after clip) and the frames per clip T."""
+        if len(batched_inputs) == 0:
+            raise ValueError("batched_inputs is empty: pass a list with one dict per image / clip")
+        clips = [self._clip_of(inp) for inp in batched_inputs]
         num_frames = clips[0].shape[0]
         if any(c.shape[0] != num_frames for c in clips):
-            raise ValueError(f"All clips of a batch need the same number of frames; got {[c.shape[0] for c in clips]}")
-        frames = [(f.to(self.device).float() - self.pixel_mean) / self.pixel_std for c in clips for f in c]
+            raise ValueError(
+                "All clips of a batch need the same number of frames; got "
+                f"{[c.shape[0] for c in clips]}"
+            )
+        frames = [
+            (f.to(self.device).float() - self.pixel_mean) / self.pixel_std for c in clips for f in c
+        ]
         return ImageList.from_tensors(frames, self.size_divisibility), num_frames
 
-    def encode(self, images: ImageList) -> Tuple[Dict[str, torch.Tensor], torch.Tensor, List[torch.Tensor]]:
-        """Backbone + pixel decoder: (backbone features, mask_features [N, C, h, w], 3 memory maps)."""
+    def encode(
+        self, images: ImageList
+    ) -> Tuple[Dict[str, torch.Tensor], torch.Tensor, List[torch.Tensor]]:
+        """Backbone + pixel decoder: (backbone features, mask_features [N, C, h, w], 3 memory
+        maps [N, C, h_l, w_l] at strides 32, 16, 8)."""
         features = self.backbone(images.tensor)
         mask_features, multi_scale = self.pixel_decoder.forward_features(features)
         return features, mask_features, multi_scale
 
     def forward(self, batched_inputs: List[dict]):
+        if self.training:
+            return self.forward_train(batched_inputs)
         images, num_frames = self._frames(batched_inputs)
-        vocabs = [self._vocabulary_of(inp) for inp in batched_inputs]
-        vocab, id_maps = self.merge_vocabularies(vocabs)
+        vocab = self._eval_vocabulary(batched_inputs)
         text = self.text_embeddings(vocab.names)
         _, mask_features, multi_scale = self.encode(images)
         outputs = self.mask_decoder(multi_scale, mask_features, num_frames, text)
-
-        if self.training:
-            targets = self.prepare_targets(batched_inputs, images, num_frames, id_maps)
-            losses = self.criterion(outputs, targets)
-            weights = self.criterion.weight_dict
-            for k in list(losses):
-                if k in weights:
-                    losses[k] = losses[k] * weights[k]
-                else:
-                    losses.pop(k)
-            return losses
         return self.inference(batched_inputs, images, num_frames, outputs, vocab)
 
+    def forward_train(self, batched_inputs: List[dict]) -> Dict[str, torch.Tensor]:
+        """Weighted losses of a training batch, every sample classified against the joint
+        vocabulary of the training datasets (:meth:`joint_vocabulary`)."""
+        images, num_frames = self._frames(batched_inputs)
+        names = [inp.get("dataset_name") or "" for inp in batched_inputs]
+        vocab, id_maps = self.joint_vocabulary(names)
+        text = self.text_embeddings(vocab.names)
+        _, mask_features, multi_scale = self.encode(images)
+        outputs = self.mask_decoder(multi_scale, mask_features, num_frames, text)
+        targets = self.prepare_targets(
+            batched_inputs, images, num_frames, [id_maps[n] for n in names]
+        )
+        losses = self.criterion(outputs, targets)
+        weights = self.criterion.weight_dict
+        return {k: v * weights[k] for k, v in losses.items() if k in weights}
+
     def prepare_targets(
-        self, batched_inputs: List[dict], images: ImageList, num_frames: int, id_maps: List[torch.Tensor]
+        self,
+        batched_inputs: List[dict],
+        images: ImageList,
+        num_frames: int,
+        id_maps: Sequence[Optional[torch.Tensor]],
     ) -> List[dict]:
-        """Per clip: labels [M] in the merged vocabulary and tube masks [M, T, H, W] (padded)."""
+        """Per clip: labels [M] in the joint vocabulary (-1: no class, e.g. a class-agnostic
+        dataset, whose id map is None) and tube masks [M, T, H, W] (padded)."""
         h_pad, w_pad = images.tensor.shape[-2:]
         targets = []
         for inp, id_map in zip(batched_inputs, id_maps):
             frames: List[Instances] = inp["instances"]
             if len(frames) != num_frames:
-                raise ValueError(f"{inp.get('file_name')}: {len(frames)} target frames for {num_frames} images")
+                raise ValueError(
+                    f"{inp.get('file_name')}: {len(frames)} target frames for {num_frames} images"
+                )
             m = len(frames[0])
             masks = torch.zeros((m, num_frames, h_pad, w_pad), dtype=torch.bool, device=self.device)
             for t, inst in enumerate(frames):
@@ -256,9 +319,17 @@ class OMGSeg(nn.Module):
                 gt = gt.tensor if hasattr(gt, "tensor") else gt
                 masks[:, t, : gt.shape[-2], : gt.shape[-1]] = gt.to(self.device, torch.bool)
             labels = frames[0].gt_classes.to(torch.long)
-            valid = labels >= 0
-            labels = torch.where(valid, id_map[labels.clamp(min=0)], labels).to(self.device)
-            targets.append({"labels": labels, "masks": masks, "match": inp.get("task") != "prompt"})
+            if id_map is None:
+                labels = torch.full_like(labels, -1)
+            else:
+                if bool((labels >= len(id_map)).any()):
+                    raise ValueError(
+                        f"{inp.get('file_name')}: class id {int(labels.max())} outside the "
+                        f"{len(id_map)} classes of dataset '{inp.get('dataset_name', '')}'"
+                    )
+                labels = torch.where(labels >= 0, id_map[labels.clamp(min=0)], labels)
+            targets.append({"labels": labels.to(self.device), "masks": masks,
+                            "match": inp.get("task") != "prompt"})
         return targets
 
     # ---- inference ---------------------------------------------------------------------------
@@ -270,21 +341,22 @@ class OMGSeg(nn.Module):
         outputs: dict,
         vocab: Vocabulary,
     ) -> List[dict]:
+        """Per input, the outputs of its frame (a clip: ``{"frames": [one per frame]}``)."""
         mask_cls = outputs["pred_logits"]  # [B, Q, K+1]
-        mask_pred = outputs["pred_masks"]  # [B, Q, T, h, w]
-        b, q, t, h, w = mask_pred.shape
-        mask_pred = F.interpolate(
-            mask_pred.flatten(1, 2), size=images.tensor.shape[-2:], mode="bilinear", align_corners=False
-        ).view(b, q, t, *images.tensor.shape[-2:])
+        mask_pred = outputs["pred_masks"]  # [B, Q, T, h, w], decoder resolution
+        padded_size = tuple(images.tensor.shape[-2:])
         results = []
         for i, inp in enumerate(batched_inputs):
             frame_results = []
-            for f in range(t):
-                image_size = images.image_sizes[i * t + f]
+            for f in range(num_frames):
+                image_size = images.image_sizes[i * num_frames + f]
                 height = inp.get("height", image_size[0])
                 width = inp.get("width", image_size[1])
                 frame_results.append(
-                    self.inference_single(mask_cls[i], mask_pred[i, :, f], image_size, height, width, vocab)
+                    self.inference_single(
+                        mask_cls[i], mask_pred[i, :, f], padded_size, image_size, height, width,
+                        vocab,
+                    )
                 )
             results.append(frame_results[0] if "video" not in inp else {"frames": frame_results})
         return results
@@ -293,31 +365,44 @@ class OMGSeg(nn.Module):
         self,
         mask_cls: torch.Tensor,
         mask_pred: torch.Tensor,
+        padded_size: Tuple[int, int],
         image_size: Tuple[int, int],
         height: int,
         width: int,
         vocab: Vocabulary,
     ) -> dict:
-        """One frame: mask_cls [Q, K+1] logits, mask_pred [Q, H_pad, W_pad] logits."""
-        result = {}
-        if self.sem_seg_postprocess_before_inference:
-            mask_pred = sem_seg_postprocess(mask_pred, image_size, height, width)
-        if self.semantic_on:
-            sem = semantic_inference(mask_cls, mask_pred)
-            if not self.sem_seg_postprocess_before_inference:
-                sem = sem_seg_postprocess(sem, image_size, height, width)
-            result["sem_seg"] = sem
-        if self.panoptic_on:
-            result["panoptic_seg"] = panoptic_inference(
-                mask_cls,
-                mask_pred,
-                is_thing=vocab.is_thing,
-                object_mask_threshold=self.object_mask_threshold,
-                overlap_threshold=self.overlap_threshold,
-            )
-        if self.instance_on:
-            thing_mask = vocab.is_thing if (self.panoptic_on and not all(vocab.is_thing)) else None
-            result["instances"] = instance_inference(
-                mask_cls, mask_pred, topk=self.test_topk_per_image, thing_mask=thing_mask
-            )
+        """One frame: ``mask_cls`` [Q, K+1] logits, ``mask_pred`` [Q, h, w] logits at decoder
+        resolution for the padded input of ``padded_size`` holding an image of ``image_size``.
+
+        Masks are upsampled to the padded size, cropped to the image and resized to
+        (``height``, ``width``) (before the per-pixel inference with
+        ``SEM_SEG_POSTPROCESSING_BEFORE_INFERENCE``, else only the semantic map afterwards), and
+        only those the requested outputs use (``frame_inference``).
+        """
+
+        def to_padded(x: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(x[None], size=padded_size, mode="bilinear", align_corners=False)[0]
+
+        def to_output(x: torch.Tensor) -> torch.Tensor:
+            if (height, width) == tuple(image_size):  # the resize would be the identity
+                return x[:, : image_size[0], : image_size[1]]
+            return sem_seg_postprocess(x, image_size, height, width)
+
+        before = self.sem_seg_postprocess_before_inference
+        thing_mask = vocab.is_thing if (self.panoptic_on and not all(vocab.is_thing)) else None
+        result = frame_inference(
+            mask_cls,
+            mask_pred,
+            (lambda x: to_output(to_padded(x))) if before else to_padded,
+            semantic=self.semantic_on,
+            panoptic=self.panoptic_on,
+            instance=self.instance_on,
+            is_thing=vocab.is_thing,
+            object_mask_threshold=self.object_mask_threshold,
+            overlap_threshold=self.overlap_threshold,
+            topk=self.test_topk_per_image,
+            instance_thing_mask=thing_mask,
+        )
+        if "sem_seg" in result and not before:
+            result["sem_seg"] = to_output(result["sem_seg"])
         return result

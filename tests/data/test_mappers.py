@@ -10,12 +10,19 @@ from PIL import Image
 
 from detectron2.config import get_cfg
 from detectron2.data import MetadataCatalog
+from detectron2.data import transforms as T
+from detectron2.structures import BoxMode
 from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
 from detectron2.data.datasets.coco_panoptic import load_coco_panoptic_json
 
 from omgseg.config import add_omgseg_config
 from omgseg.data.build import MAPPERS, build_test_mapper, build_train_mapper
-from omgseg.data.dataset_mappers import OMGTestDatasetMapper, PseudoVideoLSJDatasetMapper
+from omgseg.data.dataset_mappers import (
+    OMGTestDatasetMapper,
+    PseudoVideoLSJDatasetMapper,
+    ScaleJitterResize,
+    build_lsj_augmentations,
+)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COCO_SAMPLE = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data", "coco-panoptic-sample")
@@ -47,13 +54,17 @@ def coco_records(coco_meta):
     return records
 
 
-def make_mapper(**kw):
-    args = dict(
-        is_train=True, num_frames=2, crop_size=(256, 320), min_scale=0.5, max_scale=1.0,
-        flip_prob=0.5, image_format="RGB",
-    )
+def make_mapper(crop_size=(256, 320), min_scale=0.5, max_scale=1.0, flip_prob=0.5, **kw):
+    shared, per_frame = build_lsj_augmentations(crop_size, (min_scale, max_scale), flip_prob)
+    args = dict(is_train=True, num_frames=2, shared_augmentations=shared,
+                frame_augmentations=per_frame, image_format="RGB")
     args.update(kw)
     return PseudoVideoLSJDatasetMapper(**args)
+
+
+def make_test_mapper(min_size, max_size):
+    return OMGTestDatasetMapper(augmentations=[T.ResizeShortestEdge(min_size, max_size)],
+                                image_format="RGB")
 
 
 def gt_panoptic_masks(record):
@@ -133,7 +144,8 @@ def test_shared_flip_and_identity_resize_mirror_gt(coco_records):
 
 @needs_sample
 def test_independent_crops_shared_scale(coco_records):
-    # 360 x 640 image, resized to fit (120, 160) * [1.5, 2] -> at least 135 x 240: always cropped.
+    # 360 x 640 image; at r = 1.5 the target is (180, 240): s = min(240 / 640, 180 / 360), so
+    # the resized image is at least 135 x 240: always cropped.
     mapper = make_mapper(crop_size=(120, 160), min_scale=1.5, max_scale=2.0)
     differ = False
     for seed in range(4):
@@ -150,7 +162,7 @@ def test_crop_larger_than_resized_image_keeps_whole_image(coco_records):
     record = coco_records[0]  # 427 x 640
     mapper = make_mapper(crop_size=(400, 400), min_scale=0.5, max_scale=0.5, num_frames=3)
     out = mapper(record)
-    # ResizeScale: fit inside (200, 200) -> 133 x 200; no padding, no crop.
+    # Target (200, 200): s = min(200 / 640, 200 / 427) -> 133 x 200; no padding, no crop.
     assert out["video"].shape == (3, 3, 133, 200)
     assert torch.equal(out["video"][0], out["video"][2])
 
@@ -168,7 +180,7 @@ def test_min_mask_area_zeroes_small_masks(coco_records):
 
 
 @needs_sample
-def test_unknown_category_and_empty_segments(coco_records):
+def test_unknown_category_and_mismatched_segments(coco_records):
     mapper = make_mapper()
     bad = copy.deepcopy(coco_records[0])
     bad["segments_info"][0]["category_id"] = 500
@@ -177,8 +189,9 @@ def test_unknown_category_and_empty_segments(coco_records):
     # The constructor argument overrides the metadata.
     with pytest.raises(ValueError, match=r"category id 32 .*\[0, 10\)"):
         make_mapper(num_classes=10)(coco_records[0])
+    # segments_info emptied but the PNG still has the segments: an error, not a void image.
     empty = dict(coco_records[0], segments_info=[])
-    with pytest.raises(ValueError, match="empty 'segments_info'"):
+    with pytest.raises(ValueError, match="000000142238.png.*non-zero ids in the PNG absent"):
         mapper(empty)
     no_png = {k: v for k, v in coco_records[0].items() if k != "pan_seg_file_name"}
     with pytest.raises(ValueError, match="pan_seg_file_name"):
@@ -193,7 +206,8 @@ def test_test_mapper_and_tables(coco_records, tmp_path):
     cfg.INPUT.LSJ.CROP_SIZE = [64, 64]
     train_mapper = build_train_mapper(cfg)
     assert isinstance(train_mapper, MAPPERS["omg_pseudo_video_lsj"])
-    assert train_mapper.num_frames == cfg.INPUT.NUM_FRAMES and train_mapper.crop_size == (64, 64)
+    assert train_mapper.num_frames == cfg.INPUT.NUM_FRAMES
+    assert tuple(train_mapper.frame_augmentations.augs[0].crop_size) == (64, 64)
 
     mapper = build_test_mapper(cfg, DATASET)
     assert isinstance(mapper, OMGTestDatasetMapper)
@@ -227,13 +241,14 @@ def test_instance_record(tmp_path):
     image = write_image(tmp_path / "img.png", h, w)
     rle_mask = np.zeros((h, w), dtype=np.uint8, order="F")
     rle_mask[20:35, 30:50] = 1
+    box = {"bbox": [0.0, 0.0, 1.0, 1.0], "bbox_mode": BoxMode.XYWH_ABS}  # boxes are not used
     annotations = [
         {"category_id": 1, "iscrowd": 0,
-         "segmentation": [[5.0, 5.0, 25.0, 5.0, 25.0, 25.0, 5.0, 25.0]]},
-        {"category_id": 2, "iscrowd": 1, "segmentation": [[0, 0, 10, 0, 10, 10, 0, 10]]},
-        {"category_id": 3, "iscrowd": 0, "segmentation": mask_util.encode(rle_mask)},
+         "segmentation": [[5.0, 5.0, 25.0, 5.0, 25.0, 25.0, 5.0, 25.0]], **box},
+        {"category_id": 2, "iscrowd": 1, "segmentation": [[0, 0, 10, 0, 10, 10, 0, 10]], **box},
+        {"category_id": 3, "iscrowd": 0, "segmentation": mask_util.encode(rle_mask), **box},
         {"category_id": 0, "iscrowd": 0,  # uncompressed RLE, overlaps the polygon
-         "segmentation": {"counts": [0, 10 * h, (w - 10) * h], "size": [h, w]}},
+         "segmentation": {"counts": [0, 10 * h, (w - 10) * h], "size": [h, w]}, **box},
     ]
     record = {"file_name": image, "image_id": 7, "height": h, "width": w,
               "annotations": annotations}
@@ -252,9 +267,12 @@ def test_instance_record(tmp_path):
 
     with pytest.raises(ValueError, match="category id 3.*vocabulary"):
         make_mapper(num_classes=3)(record)
-    no_segm = dict(record, annotations=[{"category_id": 1, "iscrowd": 0}])
-    with pytest.raises(ValueError, match="segmentation"):
+    no_segm = dict(record, annotations=[{"category_id": 1, "iscrowd": 0, **box}])
+    with pytest.raises(ValueError, match=r"annotations\[0\] has no 'segmentation'"):
         mapper(no_segm)
+    no_box = dict(record, annotations=[{"category_id": 1, "segmentation": []}])
+    with pytest.raises(ValueError, match=r"annotations\[0\] has no 'bbox'"):
+        mapper(no_box)
 
 
 def test_semantic_record_and_channels(tmp_path):
@@ -278,7 +296,7 @@ def test_semantic_record_and_channels(tmp_path):
         assert inst.gt_ids.tolist() == [0, 3] and inst.gt_classes.tolist() == [0, 3]
         assert np.array_equal(inst.gt_masks[0].numpy(), sem == 0)
         assert np.array_equal(inst.gt_masks[1].numpy(), sem == 3)
-        test_out = OMGTestDatasetMapper(min_size=20, max_size=100, image_format="RGB")(record)
+        test_out = make_test_mapper(20, 100)(record)
         assert test_out["image"].shape == (3, 20, 30)
 
     with pytest.raises(ValueError, match="category id 3"):
@@ -297,7 +315,7 @@ def test_bad_records_and_files(tmp_path):
     with pytest.raises(ValueError, match="corrupt.jpg.*file_name"):
         mapper(record)
     with pytest.raises(ValueError, match="corrupt.jpg"):
-        OMGTestDatasetMapper(min_size=20, max_size=100, image_format="RGB")(record)
+        make_test_mapper(20, 100)(record)
 
     missing = dict(record, file_name=str(tmp_path / "missing.jpg"))
     with pytest.raises(FileNotFoundError, match="missing.jpg"):
@@ -314,26 +332,115 @@ def test_bad_records_and_files(tmp_path):
 
 
 def test_frame_transform_helpers_for_video_reuse():
-    """The per-frame code takes a list of frames + shared parameters (the video mapper's path)."""
-    from omgseg.data.dataset_mappers import (
-        FrameTargets, build_shared_transform, frames_to_instances, sample_crop,
-        shared_output_size, transform_frames,
-    )
+    """The clip code takes a list of frames + shared / per-frame augmentations (the video
+    mappers' path): shared flip + resize once, then one crop repeated over every frame."""
+    from omgseg.data.dataset_mappers import FrameTargets, augment_clip, frames_to_instances
 
-    rng = np.random.RandomState(0)
-    frames = [rng.randint(0, 255, (30, 40, 3), dtype=np.uint8) for _ in range(3)]
+    yy, xx = np.mgrid[:30, :40]
+    frames = [np.stack([xx * 6, yy * 8, np.full_like(xx, 50 * t)], 2).astype(np.uint8)
+              for t in range(3)]  # smooth, so that bilinear and nearest resizing agree
     # int64 label map with large values (no uint8 fast path); entity 7 leaves after frame 0.
     maps = [np.full((30, 40), 1000, dtype=np.int64) for _ in range(3)]
     maps[0][:10, :10] = 300
     maps[1][5:, 20:] = 301
+    maps[2][5:, 20:] = 301
     targets = [FrameTargets([7, 8], [1, 2], label_map=m, values=[300, 301]) for m in maps]
-    shared = build_shared_transform((30, 40), (60, 80), scale=1.0, flip=True)
-    assert shared_output_size(shared, (30, 40)) == (60, 80)
-    crop = sample_crop((60, 80), (60, 80), random=False)  # one crop shared by every frame
-    out_frames, out_targets = transform_frames(frames, targets, shared, [crop] * 3)
-    assert all(f.shape == (60, 80, 3) for f in out_frames)
+    shared = T.AugmentationList([T.RandomFlip(prob=1.0), ScaleJitterResize((60, 80), (1.0, 1.0))])
+    crop = T.AugmentationList([T.RandomCrop("absolute", (50, 50))])
+    out_frames, out_targets = augment_clip(frames, targets, shared, crop,
+                                           independent_frames=False)
+    assert all(f.shape == (50, 50, 3) for f in out_frames)
     insts = frames_to_instances(out_targets)
     assert [i.gt_ids.tolist() for i in insts] == [[7, 8]] * 3
-    assert insts[0].gt_masks[0].sum() == 400 and insts[0].gt_masks[0, :20, -20:].all()  # flipped
     assert not insts[1].gt_masks[0].any() and not insts[0].gt_masks[1].any()
-    assert insts[1].gt_masks[1].sum() == 50 * 40
+    # Frames 1 and 2 share their label map: one crop for the clip gives equal masks.
+    assert torch.equal(insts[1].gt_masks, insts[2].gt_masks)
+    # The flipped, doubled map has entity 8 at rows 10..59, columns 0..39 of 60 x 80; the crop
+    # (offsets y0 <= 10, x0 <= 30) keeps rows 10 - y0 .. 49 and columns 0 .. 39 - x0.
+    area = int(insts[1].gt_masks[1].sum())
+    ys, xs = np.nonzero(insts[1].gt_masks[1].numpy())
+    y0, x0 = 10 - ys.min(), 39 - xs.max()
+    assert 0 <= y0 <= 10 and 0 <= x0 <= 30 and area == (50 - (10 - y0)) * (40 - x0)
+    # Frame 0's image is frame 0 flipped, doubled, cropped at the same offset.
+    expected = np.repeat(np.repeat(frames[0][:, ::-1], 2, 0), 2, 1)[y0:y0 + 50, x0:x0 + 50]
+    assert np.abs(out_frames[0].astype(int) - expected.astype(int)).mean() < 3
+
+
+# ------------------------------------------------------------------------------------------
+# Large-scale jitter: the official mmdet RandomResize(keep_ratio=True) sizes
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "image_hw, ratio, expected_hw",
+    [
+        # landscape 427 x 640, target (1280, 736): s = min(1280/640, 736/427) = 1.72365
+        ((427, 640), 1.0, (736, 1103)),
+        # portrait 640 x 427: the same s -> 1103 x 736, taller than the 736-row crop
+        ((640, 427), 1.0, (1103, 736)),
+        # thin portrait 300 x 100: s = min(1280/300, 736/100) = 4.2667 -> 1280 x 427
+        ((300, 100), 1.0, (1280, 427)),
+        # r = 0.8: target (int(1024.0), int(588.8)) = (1024, 588): s = min(1024/640, 588/427)
+        # -> (int(588 + 0.5), int(881.31 + 0.5)) = (588, 881); untruncated 588.8 would give 589
+        ((427, 640), 0.8, (588, 881)),
+        # a 2 x 3000 strip: s = 1280/3000 -> (int(0.853 + 0.5), 1280) = (1, 1280)
+        ((2, 3000), 1.0, (1, 1280)),
+        # a 1 x 3000 strip would round to 0 rows: kept at 1
+        ((1, 3000), 1.0, (1, 1280)),
+    ],
+)
+def test_lsj_resize_matches_official_sizes(image_hw, ratio, expected_hw):
+    aug = ScaleJitterResize((736, 1280), (ratio, ratio))
+    assert aug.output_size(image_hw, ratio) == expected_hw
+    tfm = aug.get_transform(np.zeros(image_hw + (3,), np.uint8))
+    assert isinstance(tfm, T.ResizeTransform) and (tfm.new_h, tfm.new_w) == expected_hw
+    if image_hw == (640, 427):
+        # Detectron2's ResizeScale fits the image inside (736, 1280): 736 x 491, not official.
+        old = T.ResizeScale(ratio, ratio, 736, 1280).get_transform(np.zeros(image_hw + (3,)))
+        assert (old.new_h, old.new_w) == (736, 491) != expected_hw
+
+
+def test_lsj_ratio_is_drawn_uniformly_per_clip():
+    aug = ScaleJitterResize((736, 1280), (0.8, 2.0))
+    np.random.seed(0)
+    widths = [aug.get_transform(np.zeros((427, 640, 3), np.uint8)).new_w for _ in range(400)]
+    # w = 640 * min(1280 r / 640, int(736 r) / 427) ~ 1103 r for r in [0.8, 2]
+    assert 0.8 * 1103 - 2 <= min(widths) and max(widths) <= 2.0 * 1103 + 2
+    assert abs(np.mean(widths) - 1.4 * 1103.1) < 25
+
+
+def test_pseudo_video_from_config_follows_the_official_pipeline(tmp_path):
+    cfg = get_cfg()
+    add_omgseg_config(cfg)
+    mapper = PseudoVideoLSJDatasetMapper(cfg, is_train=True)
+    flip, resize = mapper.shared_augmentations.augs
+    (crop,) = mapper.frame_augmentations.augs
+    assert isinstance(flip, T.RandomFlip) and flip.prob == 0.5 and flip.horizontal
+    assert resize.target_size == (736, 1280) and resize.ratio_range == (0.8, 2.0)
+    assert isinstance(crop, T.RandomCrop) and crop.crop_type == "absolute"
+    assert tuple(crop.crop_size) == (736, 1280)
+    # A 300 x 100 portrait image at r = 0.8 is fitted by its long side: 1024 x 341, cropped to
+    # 736 x 341 (ResizeScale would fit it inside 588 x 1024: 588 x 196).
+    cfg.INPUT.LSJ.MAX_SCALE = 0.8
+    mapper = PseudoVideoLSJDatasetMapper(cfg, is_train=True)
+    image = write_image(tmp_path / "portrait.png", 300, 100)
+    out = mapper({"file_name": image, "image_id": 1, "annotations": []})
+    assert out["video"].shape == (2, 3, 736, 341)
+
+
+def test_thin_strip_trains(tmp_path):
+    """A 2 x 3000 image gives 1-row frames instead of failing."""
+    image = write_image(tmp_path / "strip.png", 2, 3000)
+    sem = np.zeros((2, 3000), np.uint8)
+    sem[:, 1500:] = 1
+    Image.fromarray(sem).save(tmp_path / "strip_sem.png")
+    record = {"file_name": image, "image_id": 1,
+              "sem_seg_file_name": str(tmp_path / "strip_sem.png")}
+    mapper = make_mapper(crop_size=(736, 1280), min_scale=1.0, max_scale=1.0, flip_prob=0.0,
+                         num_classes=2)
+    out = mapper(record)
+    assert out["video"].shape == (2, 3, 1, 1280)
+    inst = out["instances"][0]
+    assert inst.gt_ids.tolist() == [0, 1]
+    assert inst.gt_masks.shape == (2, 1, 1280)
+    assert abs(int(inst.gt_masks[1].sum()) - 640) <= 1

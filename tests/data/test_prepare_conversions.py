@@ -1,8 +1,10 @@
-"""Conversions behind datasets/prepare_*.py, on hand-made inputs with known answers, and the
-thin CLIs themselves (called in-process through their main())."""
-import importlib.util
+"""Conversions behind datasets/prepare_*.py, on hand-made inputs with known answers, the input
+checks they share with the loaders, and the thin CLIs themselves (called in-process through
+their main()). The modules live in datasets/, which pytest puts on sys.path (setup.cfg)."""
+import importlib
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -13,7 +15,8 @@ from omgseg.data.datasets.builtin_categories import (
     ADE20K_INSTANCE100_TO_SEM150,
     readable_name,
 )
-from omgseg.data.datasets.panoptic_conversions import (
+
+from panoptic_conversions import (  # datasets/
     ade20k_panoptic_from_annotations,
     ade20k_semantic_to_detectron2,
     convert_panoptic_to_instances,
@@ -21,24 +24,19 @@ from omgseg.data.datasets.panoptic_conversions import (
     encode_panoptic_ids,
     panoptic_to_semantic,
     read_panoptic_png,
-    segment_bbox,
+    segment_area_bbox,
 )
-from omgseg.data.datasets.video_conversions import (
+from video_conversions import (  # datasets/
     convert_vipseg_panoptic,
     resize_vipseg_frame,
     vipseg_mask_to_segments,
     vipseg_value_to_category,
 )
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 def _script(name):
-    path = os.path.join(REPO, "datasets", name)
-    spec = importlib.util.spec_from_file_location(name[:-3], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The module of datasets/<name> (e.g. "prepare_vipseg.py")."""
+    return importlib.import_module(name[:-3])
 
 
 # A 6 x 8 panoptic image: thing segment 5 (category 1), stuff segment 300 (category 193),
@@ -178,25 +176,117 @@ def test_coco_semantic_cli_on_coco_layout(panoptic_dataset, tmp_path):
         _expected_semantic(0, 2, 125))
 
 
-def test_coco_sample_prepare_cli(tmp_path):
-    root = tmp_path / "d2"
+# ------------------------------------------------------- input checks shared with the loaders
+def _break(case, data, pan_json):
+    """Spoil the panoptic dataset one way; returns the error expected (a regex)."""
+    segs = data["annotations"][0]["segments_info"]
+    if case == "segment_absent_from_png":
+        segs.append({"id": 77, "category_id": 1, "iscrowd": 0, "area": 1, "bbox": [0, 0, 1, 1]})
+        expect = r"000001\.png: segment id\(s\) \[77\] of segments_info are absent from the PNG"
+    elif case == "png_id_not_in_segments_info":
+        del segs[1]  # id 300 stays in the PNG
+        expect = r"000001\.png: non-zero PNG id\(s\) \[300\] are not in segments_info"
+    elif case == "png_of_the_wrong_size":
+        data["images"][0]["height"] = 7
+        expect = r"000001\.png: size 8 x 6 \(W x H\) differs from its image 1 .*8 x 7"
+    elif case == "duplicate_image_id":
+        data["images"].append(dict(data["images"][0], file_name="copy.jpg"))
+        expect = r"panoptic\.json: duplicate image id \(1\)"
+    elif case == "two_annotations_of_one_image":
+        data["annotations"].append(json.loads(json.dumps(data["annotations"][0])))
+        expect = r"panoptic\.json: duplicate image id in 'annotations' \(1\)"
+    else:
+        assert case == "malformed_json"
+        with open(pan_json, "w") as f:
+            f.write('{"images": [')
+        return r"Malformed JSON in .*panoptic\.json"
+    with open(pan_json, "w") as f:
+        json.dump(data, f)
+    return expect
+
+
+@pytest.mark.parametrize("case", ["segment_absent_from_png", "png_id_not_in_segments_info",
+                                  "png_of_the_wrong_size", "duplicate_image_id",
+                                  "two_annotations_of_one_image", "malformed_json"])
+def test_conversion_clis_report_inconsistent_panoptic_input(case, panoptic_dataset, tmp_path,
+                                                           capsys):
+    """What the loaders reject is reported by the converters too, naming the file, instead of
+    being written as ignore / skipped; nothing is left in the output location."""
+    pan_json, pan_root, data = panoptic_dataset
+    expect = _break(case, data, pan_json)
+    common = ["--panoptic-json", pan_json, "--panoptic-root", pan_root, "--no-progress"]
+    assert _script("prepare_coco_semantic.py").main(
+        common + ["--out-dir", str(tmp_path / "sem")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert re.search(expect, err), err
+    assert _script("prepare_coco_instances_from_panoptic.py").main(
+        common + ["--out", str(tmp_path / "inst" / "instances.json")]) == 1
+    assert re.search(expect, capsys.readouterr().err)
+    assert not (tmp_path / "sem").exists()
+    assert not os.listdir(tmp_path / "inst")  # no json, no manifest, no temporary folder
+
+
+def test_vipseg_split_list_with_a_duplicate_is_reported(tmp_path, capsys):
+    vipseg = tmp_path / "VIPSeg"
+    (vipseg / "VIPSeg_720P" / "panomasks" / "1_a").mkdir(parents=True)
+    (vipseg / "val.txt").write_text("1_a\n1_a\n")
+    assert _script("prepare_vipseg.py").main(
+        ["--root", str(tmp_path), "--skip-resize", "--splits", "val", "--no-progress"]) == 1
+    assert re.search(r"val\.txt: video\(s\) \['1_a'\] listed twice", capsys.readouterr().err)
+
+
+def test_ade20k_annotation_of_the_wrong_size_is_reported(tmp_path, capsys):
+    base = tmp_path / "ADEChallengeData2016"
+    for sub, arr in (("annotations", np.ones((4, 6), np.uint8)),
+                     ("annotations_instance", np.zeros((4, 6, 3), np.uint8))):
+        os.makedirs(base / sub / "validation")
+        Image.fromarray(arr).save(base / sub / "validation" / "ADE_val_1.png")
+    os.makedirs(base / "images" / "validation")
+    Image.fromarray(np.zeros((5, 6, 3), np.uint8)).save(
+        base / "images" / "validation" / "ADE_val_1.jpg")
+    assert _script("prepare_ade20k_pan_seg.py").main(
+        ["--root", str(tmp_path), "--splits", "val", "--no-progress"]) == 1
+    assert re.search(r"annotations/validation/ADE_val_1\.png: size 6 x 4 \(W x H\) differs "
+                     r"from its image's 6 x 5", capsys.readouterr().err)
+    assert sorted(os.listdir(base)) == ["annotations", "annotations_instance", "images"]
+
+
+def test_coco_sample_prepare_cli(coco_sample_dir, tmp_path, capsys):
+    out = tmp_path / "d2" / "coco_panoptic_sample"
     script = _script("prepare_coco_panoptic_sample.py")
-    assert script.main(["--root", str(root)]) == 0
-    out = root / "coco_panoptic_sample"
+    args = ["--sample-dir", coco_sample_dir, "--out", str(out), "--no-progress"]
+    assert script.main(args) == 0
     assert len(os.listdir(out / "panoptic_semseg")) == 2
     assert len(json.loads((out / "instances.json").read_text())["categories"]) == 80
-    (out / "instances.json").write_text("{}")
-    script.main(["--root", str(root)])  # present: kept
-    assert (out / "instances.json").read_text() == "{}"
-    script.main(["--root", str(root), "--force"])  # rebuilt
-    assert len(json.loads((out / "instances.json").read_text())["annotations"]) > 0
+    stamp = (out / "instances.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert script.main(args) == 0  # same sample: kept
+    assert "already generated" in capsys.readouterr().out
+    assert (out / "instances.json").stat().st_mtime_ns == stamp
+    (out / "panoptic_semseg" / "000000142238.png").unlink()  # damaged output: rebuilt
+    assert script.main(args) == 0 and len(os.listdir(out / "panoptic_semseg")) == 2
+    stamp = (out / "instances.json").stat().st_mtime_ns
+    assert script.main(args + ["--force"]) == 0  # rebuilt
+    assert (out / "instances.json").stat().st_mtime_ns != stamp
+    assert sorted(os.listdir(out.parent)) == ["coco_panoptic_sample"]  # no temporary left
 
 
-def test_segment_bbox():
-    m = np.zeros((5, 6), bool)
-    m[1:3, 2:6] = True
-    assert segment_bbox(m) == [2, 1, 4, 2]
-    assert segment_bbox(np.zeros((2, 2), bool)) == [0, 0, 0, 0]
+def test_segment_area_bbox_matches_a_direct_count():
+    """pycocotools' area / toBbox give what counting pixels gives (outputs unchanged)."""
+    rng = np.random.default_rng(0)
+    masks = [np.zeros((5, 6), bool), np.ones((4, 7), bool), rng.random((9, 13)) > 0.7]
+    masks.append(np.zeros((8, 8), bool))
+    masks[-1][3, 5] = True
+    masks.append(np.zeros((6, 9), bool))
+    masks[-1][1:3, 2:9] = True
+    for m in masks:
+        ys, xs = np.nonzero(m)
+        box = ([int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
+                int(ys.max() - ys.min() + 1)] if m.any() else [0, 0, 0, 0])
+        area, bbox = segment_area_bbox(m)
+        assert (area, bbox) == (int(m.sum()), box)
+        assert all(type(v) is int for v in [area] + bbox)
 
 
 # ------------------------------------------------------------------------------- ADE20K
@@ -325,12 +415,14 @@ def test_vipseg_panoptic_conversion_and_cli(tmp_path):
     assert [v["video_id"] for v in val["videos"]] == ["2_b"] and len(val["categories"]) == 124
     frames = val["annotations"][0]["annotations"]
     assert [f["image_id"] for f in frames] == ["00000", "00001"]
-    for t, f in enumerate(frames):
+    for f in frames:
         assert sorted((s["id"], s["category_id"]) for s in f["segments_info"]) == [
             (29, 28), (6101, 60)]
         ids = read_panoptic_png(str(root / "panomasksRGB" / "2_b" / f["file_name"]))
         assert set(np.unique(ids)) == {29, 6101}
         assert sum(s["area"] for s in f["segments_info"]) == 720 * 1080
-    # convert again from the 720P masks only (--skip-resize path)
-    out = convert_vipseg_panoptic(str(root), {"train": str(vipseg / "train.txt")}, progress=False)
-    assert os.path.isfile(out["train"])
+    # convert again from the 720P masks only (--skip-resize path), into another folder
+    out = convert_vipseg_panoptic(str(root), "train", ["1_a"], out_root=str(tmp_path / "o"),
+                                  progress=False)
+    assert out == str(tmp_path / "o" / "panoptic_gt_VIPSeg_train.json")
+    assert os.path.isfile(tmp_path / "o" / "panomasksRGB" / "1_a" / "00001.png")

@@ -13,13 +13,14 @@ from PIL import Image
 
 import omgseg.data.datasets as D  # noqa: F401  (registers)
 from omgseg.data.datasets.coco_panoptic import (
-    coco_sample_dir,
     get_coco_panoptic_metadata,
     register_all_coco_panoptic,
     register_all_coco_sam,
     register_coco_panoptic_sample,
 )
-from omgseg.data.datasets.panoptic_conversions import (
+from omgseg.data.datasets.utils import get_datasets_root
+
+from panoptic_conversions import (  # datasets/ (pytest pythonpath)
     convert_ade20k_panoptic,
     convert_ade20k_sem_seg,
     convert_panoptic_to_instances,
@@ -27,9 +28,7 @@ from omgseg.data.datasets.panoptic_conversions import (
     encode_panoptic_ids,
     read_panoptic_png,
 )
-from omgseg.data.datasets.utils import get_datasets_root
 
-SAMPLE = coco_sample_dir()
 ALLOWED_EVALUATORS = {"coco_panoptic_seg", "coco", "sem_seg", "ytvis", "vps", "davis", "coco_sam"}
 PANOPTIC_LIKE = {"coco_panoptic_seg", "vps", "coco_sam"}
 
@@ -42,7 +41,7 @@ OMG_NAMES = [
 EXPECTED_NAMES = [
     "coco_2017_train_panoptic_with_sem_seg", "coco_2017_val_panoptic_with_sem_seg",
     "coco_2017_train", "coco_2017_val", "coco_2017_train_sam", "coco_2017_val_sam",
-    "coco_panoptic_sample", "ade20k_panoptic_train", "ade20k_panoptic_val",
+    "ade20k_panoptic_train", "ade20k_panoptic_val",
     "ade20k_sem_seg_train", "ade20k_sem_seg_val", "cityscapes_fine_panoptic_train",
     "cityscapes_fine_panoptic_val", "vipseg_train", "vipseg_val", "ytvis_2019_train",
     "ytvis_2019_val", "ytvis_2021_train", "ytvis_2021_val", "davis_2017_train", "davis_2017_val",
@@ -208,13 +207,13 @@ def _check_semantic_matches_panoptic(rec):
     return covered
 
 
-def test_coco_sample_loads_with_semantic_and_instances():
-    meta = MetadataCatalog.get("coco_panoptic_sample")
-    with open(os.path.join(SAMPLE, "panoptic_coco_categories.json")) as f:
+def test_coco_sample_loads_with_semantic_and_instances(coco_sample, coco_sample_dir):
+    meta = MetadataCatalog.get(coco_sample)
+    with open(os.path.join(coco_sample_dir, "panoptic_coco_categories.json")) as f:
         cats = json.load(f)
     assert meta.stuff_classes == [c["name"] for c in cats]  # the 133 COCO classes
     assert meta.thing_classes == [c["name"] for c in cats if c["isthing"]]
-    records = DatasetCatalog.get("coco_panoptic_sample")
+    records = DatasetCatalog.get(coco_sample)
     assert len(records) == 2
     assert {r["image_id"] for r in records} == {142238, 439180}
     n_things = 0
@@ -239,37 +238,31 @@ def test_coco_sample_loads_with_semantic_and_instances():
     assert any((m == (pan == first["id"])).all() for m in masks)
 
 
-def test_coco_sample_is_derived_on_first_load_only(tmp_path):
+def test_coco_sample_registration_reads_only_the_given_paths(coco_sample_dir, tmp_path):
+    """Registration records explicit paths and derives nothing: without the prepared files the
+    load fails naming the missing folder and the script that makes it."""
     name = _prefix() + "coco_panoptic_sample"
-    register_coco_panoptic_sample(str(tmp_path), SAMPLE, name=name)
-    out = tmp_path / "coco_panoptic_sample"
-    assert not out.exists()
-    DatasetCatalog.get(name)
-    sem_dir, inst = out / "panoptic_semseg", out / "instances.json"
-    assert sorted(os.listdir(sem_dir)) == ["000000142238.png", "000000439180.png"]
-    assert not [p for p in os.listdir(out) if p.startswith(".tmp")]  # no temp left behind
-    stamp = inst.stat().st_mtime_ns, (sem_dir / "000000142238.png").stat().st_mtime_ns
-    DatasetCatalog.get(name)
-    assert (inst.stat().st_mtime_ns, (sem_dir / "000000142238.png").stat().st_mtime_ns) == stamp
-
-
-def test_coco_sample_location_can_be_overridden(monkeypatch, tmp_path):
-    monkeypatch.setenv("OMGSEG_COCO_SAMPLE", str(tmp_path))
-    assert coco_sample_dir() == str(tmp_path)
-    monkeypatch.delenv("OMGSEG_COCO_SAMPLE")
-    assert os.path.isfile(os.path.join(coco_sample_dir(), "panoptic_examples.json"))
+    assert register_coco_panoptic_sample(name, coco_sample_dir, str(tmp_path / "derived"))
+    meta = MetadataCatalog.get(name)
+    assert meta.sem_seg_root == str(tmp_path / "derived" / "panoptic_semseg")
+    assert meta.json_file == str(tmp_path / "derived" / "instances.json")
+    assert meta.image_root == os.path.join(coco_sample_dir, "input_images")
+    with pytest.raises(FileNotFoundError,
+                       match=r"panoptic_semseg.*prepare_coco_panoptic_sample\.py"):
+        DatasetCatalog.get(name)
+    assert not (tmp_path / "derived").exists()
 
 
 # ------------------------------------------------- COCO / COCO-SAM from the sample's files
 @pytest.fixture(scope="module")
-def coco_root(tmp_path_factory):
+def coco_root(tmp_path_factory, coco_sample_dir):
     """coco/ (val split only) built from the real sample files, as the README lays it out."""
     root = tmp_path_factory.mktemp("coco_root")
     coco = root / "coco"
-    shutil.copytree(os.path.join(SAMPLE, "input_images"), coco / "val2017")
-    shutil.copytree(os.path.join(SAMPLE, "panoptic_examples"), coco / "panoptic_val2017")
+    shutil.copytree(os.path.join(coco_sample_dir, "input_images"), coco / "val2017")
+    shutil.copytree(os.path.join(coco_sample_dir, "panoptic_examples"), coco / "panoptic_val2017")
     (coco / "annotations").mkdir()
-    with open(os.path.join(SAMPLE, "panoptic_examples.json")) as f:
+    with open(os.path.join(coco_sample_dir, "panoptic_examples.json")) as f:
         data = json.load(f)
     # a degenerate segment (box narrower than a pixel) that COCO-SAM must drop
     data["annotations"][0]["segments_info"][0]["bbox"][2] = 0
@@ -510,7 +503,7 @@ def test_davis_registration(tmp_path):
 # --------------------------------------------------------------------- synthetic benchmark
 @pytest.fixture(scope="module")
 def tiny_omg_root(tmp_path_factory):
-    from omgseg.data.synthetic import generate_omg_shapes
+    from omgseg.synthetic import generate_omg_shapes
 
     root = tmp_path_factory.mktemp("omg_root")
     generate_omg_shapes(str(root / "omg_shapes"), seed=3, num_train_images=2, num_val_images=2,
@@ -520,7 +513,7 @@ def tiny_omg_root(tmp_path_factory):
 
 
 def test_synthetic_splits_load_through_the_real_loaders(tiny_omg_root):
-    from omgseg.data.synthetic.categories import OMG_SHAPES_CATEGORIES
+    from omgseg.data.datasets.omg_shapes_categories import OMG_SHAPES_CATEGORIES
 
     prefix = _prefix()
     names = D.register_all_omg_shapes(tiny_omg_root, prefix=prefix)
@@ -528,6 +521,8 @@ def test_synthetic_splits_load_through_the_real_loaders(tiny_omg_root):
     get = {n[len(prefix):]: DatasetCatalog.get(n) for n in names}
     for n in names:
         check_metadata(n)
+        # Every registered loader stamps its name (it selects the vocabulary of a sample).
+        assert {r["dataset_name"] for r in get[n[len(prefix):]]} == {n}
     pan_meta = MetadataCatalog.get(prefix + "omg_shapes_val_panoptic")
     assert pan_meta.stuff_classes == [c["name"] for c in OMG_SHAPES_CATEGORIES]
     assert pan_meta.thing_classes == [c["name"] for c in OMG_SHAPES_CATEGORIES if c["isthing"]]

@@ -1,6 +1,5 @@
 """OMG-Shapes generator: determinism, format validity and cross-format consistency, CLI."""
 import copy
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,9 +14,10 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from omgseg.data.synthetic import (CONTIGUOUS_ID, OMG_SHAPES_CATEGORIES, THING_CATEGORIES,
-                                   generate_omg_shapes, prepare_omg_shapes, read_meta)
-from omgseg.data.synthetic import generate as generate_module
+from omgseg.synthetic import (CONTIGUOUS_ID, OMG_SHAPES_CATEGORIES, THING_CATEGORIES,
+                              generate_omg_shapes, prepare_omg_shapes, read_meta)
+from omgseg.synthetic import generate as generate_module
+from omgseg.synthetic.io_utils import rle_record, segment_record
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLI = REPO_ROOT / "datasets" / "prepare_synthetic.py"
@@ -364,10 +364,9 @@ def test_objects_move_and_tracks_enter_or_leave(gen):
 
 # ----------------------------------------------------------------------------- CLI, atomicity
 def _load_cli():
-    spec = importlib.util.spec_from_file_location("prepare_synthetic_cli", CLI)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    import prepare_synthetic  # datasets/ is on pytest's pythonpath (setup.cfg)
+
+    return prepare_synthetic
 
 
 def _cli_args(root: Path, seed: int = 0) -> list:
@@ -434,3 +433,18 @@ def test_interrupted_generation_keeps_previous_dataset(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         _generate(tmp_path / "fresh", **params)
     assert not (tmp_path / "fresh").exists()
+
+
+def test_rle_area_and_box_match_a_direct_count():
+    """The writers' pycocotools area / box are what counting pixels gives (outputs unchanged)."""
+    rng = np.random.default_rng(1)
+    masks = [np.ones((4, 7), bool), rng.random((9, 13)) > 0.6, np.zeros((8, 8), bool)]
+    masks[-1][3, 5] = True
+    for m in masks:
+        rec = rle_record(m)
+        assert rec["area"] == int(m.sum()) and rec["bbox"] == _bbox(m)
+        assert np.array_equal(mask_utils.decode(rec["segmentation"]).astype(bool), m)
+        assert isinstance(rec["segmentation"]["counts"], str)
+        assert segment_record(m, 5, 2) == {"id": 5, "category_id": 2, "iscrowd": 0,
+                                           "area": int(m.sum()), "bbox": _bbox(m)}
+        assert all(type(v) is int for v in [rec["area"]] + rec["bbox"])

@@ -1,4 +1,5 @@
-"""Real COCO photos and panoptic ground truth (../shared/data/coco-panoptic-sample).
+"""Real COCO photos and panoptic ground truth (../shared/data/coco-panoptic-sample, registered by
+the ``coco_sample`` fixture of tests/conftest.py; skipped when the folder is absent).
 
 Loads through the registered dataset, maps into 2-frame pseudo-videos, runs the model forward and
 backward, and checks the evaluation path: ground truth turned into query logits, through our
@@ -15,13 +16,18 @@ from PIL import Image
 
 from omgseg.data.dataset_mappers.pseudo_video_mapper import PseudoVideoLSJDatasetMapper
 from omgseg.modeling.meta_arch import Vocabulary
-from omgseg.modeling.postprocessing import instance_inference, panoptic_inference, semantic_inference
+from omgseg.modeling.postprocessing import (
+    instance_inference,
+    panoptic_inference,
+    semantic_inference,
+)
 
 NAME = "coco_panoptic_sample"
 
 
 @pytest.fixture(scope="module")
-def records():
+def records(coco_sample):
+    assert coco_sample == NAME
     dicts = DatasetCatalog.get(NAME)
     assert len(dicts) == 2
     return dicts
@@ -44,8 +50,8 @@ def test_gt_fed_back_scores_100_on_pq_ap_miou(records, tmp_path):
     vocab = Vocabulary.from_metadata(meta)
     assert len(vocab) == 133 and sum(vocab.is_thing) == 80
     pq_eval = COCOPanopticEvaluator(NAME, str(tmp_path / "pq"))
-    ap_eval = COCOEvaluator(NAME, tasks=("segm",), distributed=False, output_dir=str(tmp_path / "ap"),
-                            use_fast_impl=False)
+    ap_eval = COCOEvaluator(NAME, tasks=("segm",), distributed=False,
+                            output_dir=str(tmp_path / "ap"), use_fast_impl=False)
     ss_eval = SemSegEvaluator(NAME, distributed=False, output_dir=str(tmp_path / "ss"))
     for e in (pq_eval, ap_eval, ss_eval):
         e.reset()

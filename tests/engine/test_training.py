@@ -1,31 +1,39 @@
-"""Training end to end on CPU: loss decreases, evaluation runs, --resume continues, DDP (gloo)."""
+"""Training end to end on CPU: a short run beats the untrained model on the val split, --resume
+continues, DDP (gloo)."""
 import os
 
 import torch
 from detectron2.engine import launch
+from detectron2.utils.env import seed_all_rng
 
 from conftest import make_tiny_cfg
 from omgseg.engine import Trainer
 
 
-def test_tiny_training_loss_decreases_then_evaluates(synthetic_root, tmp_path):
+def test_short_training_beats_the_untrained_model(synthetic_root, tmp_path):
+    """200 iterations (~15 s on 2 CPU cores) lift PQ and mIoU on the synthetic val split well
+    above the untrained model's. Over seeds 0-5 the gains were PQ +10.4..+21.4 and mIoU
+    +7.2..+15.0 (untrained: PQ 0, mIoU <= 2.1)."""
     cfg = make_tiny_cfg(
         str(tmp_path),
-        **{"SOLVER.MAX_ITER": 40, "SOLVER.BASE_LR": 0.001, "SOLVER.IMS_PER_BATCH": 2},
+        **{"SOLVER.MAX_ITER": 200, "SOLVER.BASE_LR": 0.002, "SOLVER.IMS_PER_BATCH": 2},
     )
+    seed_all_rng(cfg.SEED)
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=False)
+    before = Trainer.test(cfg, trainer.model)
     trainer.train()
     history = trainer.storage.history("total_loss").values()
-    assert len(history) == 40
-    first = sum(v for v, _ in history[:8]) / 8
-    last = sum(v for v, _ in history[-8:]) / 8
+    assert len(history) == 200
+    first = sum(v for v, _ in history[:20]) / 20
+    last = sum(v for v, _ in history[-20:]) / 20
     assert last < 0.8 * first, (first, last)
-    results = Trainer.test(cfg, trainer.model)
+    after = Trainer.test(cfg, trainer.model)
     for key in ("panoptic_seg", "segm", "sem_seg"):
-        assert key in results, results.keys()
-    assert 0.0 <= results["panoptic_seg"]["PQ"] <= 100.0
-    assert 0.0 <= results["sem_seg"]["mIoU"] <= 100.0
+        assert key in after, after.keys()
+    gains = (after["panoptic_seg"]["PQ"] - before["panoptic_seg"]["PQ"],
+             after["sem_seg"]["mIoU"] - before["sem_seg"]["mIoU"])
+    assert gains[0] >= 5.0 and gains[1] >= 5.0, (before, after)
 
 
 def test_resume_continues_from_saved_iteration(synthetic_root, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from omgseg.modeling.backbone.openclip_backbone import OpenCLIPBackbone
-from omgseg.modeling.clip.factory import TINY_CLIP_CONFIGS, build_clip_model, load_clip_state_dict
+from omgseg.modeling.clip.factory import MODEL_CONFIG_DIR, TINY_CLIP_CONFIGS, build_clip_model
 
 CHANNELS = {
     "omg_tiny_convnext": (40, 80, 160, 320),
@@ -34,11 +34,17 @@ def _image(n=3, h=64, w=96, seed=1):
     return torch.randn(n, 3, h, w, generator=torch.Generator().manual_seed(seed))
 
 
-def test_tiny_configs_are_registered():
+def test_tiny_configs_are_package_json_files_registered_with_open_clip():
+    import json
+
     import open_clip
 
-    for name in TINY_CLIP_CONFIGS:
+    assert sorted(TINY_CLIP_CONFIGS) == NAMES
+    for name in NAMES:
+        with open(os.path.join(MODEL_CONFIG_DIR, name + ".json")) as f:
+            shipped = json.load(f)
         assert name in open_clip.list_models()
+        assert open_clip.get_model_config(name) == shipped == TINY_CLIP_CONFIGS[name]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -81,7 +87,8 @@ def test_trainable_backbone_gets_gradients(name):
     stem = next(bb.visual.parameters())
     assert stem.grad is not None and stem.grad.abs().sum() > 0
     # The text tower stays frozen in any case.
-    assert not any(p.requires_grad for n, p in bb.clip_model.named_parameters() if not n.startswith("visual."))
+    text = [p for n, p in bb.clip_model.named_parameters() if not n.startswith("visual.")]
+    assert not any(p.requires_grad for p in text)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -92,7 +99,8 @@ def test_text_tower_is_not_registered(frozen, name):
     own = {id(p) for p in bb.parameters()}
     text = [p for n, p in bb.clip_model.named_parameters() if not n.startswith("visual.")]
     assert text and not any(id(p) in own for p in text)
-    assert sum(p.numel() for p in bb.parameters()) == sum(p.numel() for p in bb.clip_model.visual.parameters())
+    visual = sum(p.numel() for p in bb.clip_model.visual.parameters())
+    assert sum(p.numel() for p in bb.parameters()) == visual
     tokens = bb.tokenizer(["a photo of a cat.", "a dog"])
     feats = bb.encode_text(tokens)
     assert feats.shape == (2, bb.text_dim) and feats.grad_fn is None
@@ -137,7 +145,7 @@ def test_model_key_is_safe_and_tracks_weights(frozen):
     # random init is seeded inside the factory: the global seed does not change the weights
     clip_a, tok = _tiny_clip("omg_tiny_rn", seed=0)
     clip_b, _ = _tiny_clip("omg_tiny_rn", seed=1)
-    for (na, a), (nb, b) in zip(clip_a.state_dict().items(), clip_b.state_dict().items()):
+    for (na, a), b in zip(clip_a.state_dict().items(), clip_b.state_dict().values()):
         assert torch.equal(a, b), na
     same = OpenCLIPBackbone(model_name="omg_tiny_rn", clip_model=clip_a, tokenizer=tok)
     assert same.model_key == key
@@ -148,7 +156,7 @@ def test_model_key_is_safe_and_tracks_weights(frozen):
     assert other.model_key != key
 
 
-# ---- weights from local files ---------------------------------------------------------------------
+# ---- weights from local files ------------------------------------------------------------------
 def _save(state_dict, path):
     if str(path).endswith(".safetensors"):
         from safetensors.torch import save_file
@@ -164,14 +172,16 @@ def _save(state_dict, path):
         ("omg_tiny_convnext", "clip.pth", None),
         ("omg_tiny_rn", "clip.safetensors", None),
         ("omg_tiny_rn", "clip.bin", "state_dict"),
-        ("omg_tiny_rn", "clip.pt", "model"),
+        ("omg_tiny_rn", "clip.pt", "module."),
     ],
 )
 def test_local_file_weights(tmp_path, name, filename, wrap):
     ref_clip, tok = _tiny_clip(name, seed=3)
     sd = ref_clip.state_dict()
-    if wrap:
+    if wrap == "state_dict":  # a training checkpoint of a DDP-wrapped model
         sd = {wrap: {"module." + k: v for k, v in sd.items()}, "epoch": 3}
+    elif wrap == "module.":
+        sd = {"module." + k: v for k, v in sd.items()}
     path = tmp_path / filename
     _save(sd, path)
 
@@ -201,7 +211,7 @@ def test_corrupt_or_missing_file(tmp_path):
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"not a safetensors file at all")
     with pytest.raises(RuntimeError, match=re.escape(str(junk))):
-        load_clip_state_dict(str(junk))
+        build_clip_model("omg_tiny_rn", str(junk))
     missing = tmp_path / "nope" / "clip.pth"
     with pytest.raises(FileNotFoundError, match=re.escape(str(missing))):
         build_clip_model("omg_tiny_rn", str(missing))
@@ -259,7 +269,8 @@ def test_unknown_model_name():
     ],
 )
 def test_real_configs_on_meta_device(name, channels, dim, visual_params):
-    """The paper's backbones, built shape-only (no memory, no weights): channels, strides, D, size."""
+    """The paper's backbones, built shape-only (no memory, no weights): channels, strides, D,
+    size."""
     import open_clip
     from open_clip.factory import get_model_config
     from open_clip.model import CLIP

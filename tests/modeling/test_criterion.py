@@ -1,8 +1,10 @@
+"""SetCriterion against hand-computed values, normalised as the official head normalises."""
 import math
 
 import pytest
 import torch
 
+from omgseg.modeling import criterion as criterion_module
 from omgseg.modeling.criterion import SetCriterion, build_weight_dict
 from omgseg.modeling.matcher import HungarianMatcher
 
@@ -47,7 +49,7 @@ def test_cross_entropy_with_void_weight():
     crit = _criterion(FixedMatcher([([0], [0])]), losses=("labels",))
     loss = crit(outputs, targets)["loss_ce"].item()
     rows = logits[0].tolist()
-    # query 0 -> class 1 (weight 1); query 1 -> void (weight 0.1)
+    # query 0 -> class 1 (weight 1); query 1 -> void (weight 0.1); cls_avg_factor = 1 + 0.1
     expected = (-_lsm(rows[0], 1) - 0.1 * _lsm(rows[1], 2)) / (1 + 0.1)
     assert loss == pytest.approx(expected, rel=1e-6)
 
@@ -66,8 +68,11 @@ def test_label_minus_one_and_prompt_samples_are_excluded_from_ce():
     crit = _criterion(FixedMatcher([([1, 2], [0, 1]), ([0, 1], [0, 1])]), losses=("labels",))
     loss = crit(outputs, targets)["loss_ce"]
     rows = logits[0].tolist()
-    # sample 0: query 1 matched to a -1 target (ignored), query 2 -> class 0, query 0 -> void
-    expected = (-_lsm(rows[2], 0) - 0.1 * _lsm(rows[0], 2)) / (1 + 0.1)
+    # sample 0: query 1 matched to a -1 target (no loss), query 2 -> class 0, query 0 -> void.
+    # The normaliser counts every query of the non-prompt samples by its target's class weight,
+    # a matched -1 target as 1 (the official code maps -1 to class 0): 1 + 1 + 0.1; the prompt
+    # sample adds nothing.
+    expected = (-_lsm(rows[2], 0) - 0.1 * _lsm(rows[0], 2)) / 2.1
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     loss.backward()
     assert logits.grad[1].abs().sum() == 0  # prompt sample: no class loss at all
@@ -76,14 +81,16 @@ def test_label_minus_one_and_prompt_samples_are_excluded_from_ce():
     targets[0]["labels"] = torch.tensor([-1, -1])
     crit.matcher = FixedMatcher([([0, 1], [0, 1]), ([0, 1], [0, 1])])
     out = crit({"pred_logits": logits, "pred_masks": torch.zeros(2, 3, 1, 4, 4)}, targets)
-    # unmatched query 2 of sample 0 still targets void
-    expected = -_lsm(rows[2], 2)
+    # unmatched query 2 of sample 0 still targets void; normaliser 1 + 1 + 0.1
+    expected = -0.1 * _lsm(rows[2], 2) / 2.1
     assert out["loss_ce"].item() == pytest.approx(expected, rel=1e-6)
     crit.matcher = FixedMatcher([([], []), ([0, 1], [0, 1])])
     targets2 = [{"labels": torch.zeros(0, dtype=torch.int64), "masks": torch.zeros(0, 1, 8, 8)},
                 targets[1]]
     out = crit({"pred_logits": logits, "pred_masks": torch.zeros(2, 3, 1, 4, 4)}, targets2)
-    assert torch.isfinite(out["loss_ce"])
+    # three void queries: normaliser 3 * 0.1 = 0.3, raised to 1
+    expected = -0.1 * sum(_lsm(rows[q], 2) for q in range(3))
+    assert out["loss_ce"].item() == pytest.approx(expected, rel=1e-6)
     crit.matcher = FixedMatcher([([0, 1], [0, 1]), ([0, 1], [0, 1])])
     targets3 = [dict(targets[1]), dict(targets[1])]
     out = crit({"pred_logits": logits, "pred_masks": torch.zeros(2, 3, 1, 4, 4)}, targets3)
@@ -92,7 +99,8 @@ def test_label_minus_one_and_prompt_samples_are_excluded_from_ce():
 
 def test_mask_losses_with_real_sampling_on_constant_maps():
     # logit 0 everywhere samples to exactly 0 (even at the zero-padded border), targets all 0:
-    # BCE = log 2 and dice = 1 - 1 / (0.5 * T * P + 1) for any sampled points.
+    # BCE = log 2 and dice = 1 - 1 / (0.5 * P + 1) for any P sampled points. A tube is ONE
+    # image (frames stacked along the height): P points per tube, not T * P.
     t, p = 2, 40
     outputs = {"pred_logits": torch.zeros(2, 3, 3), "pred_masks": torch.zeros(2, 3, t, 6, 6)}
     targets = [
@@ -103,19 +111,38 @@ def test_mask_losses_with_real_sampling_on_constant_maps():
     out = crit(outputs, targets)
     num_masks = 3
     assert out["loss_mask"].item() == pytest.approx(3 * math.log(2) / num_masks, rel=1e-5)
-    dice = 1 - 1 / (0.5 * t * p + 1)
+    dice = 1 - 1 / (0.5 * p + 1)
     assert out["loss_dice"].item() == pytest.approx(3 * dice / num_masks, rel=1e-5)
 
 
+def test_num_masks_counts_at_least_one_per_sample():
+    # mmdet's MaskPseudoSampler: avg_factor = max(matched, 1) per image. A sample with 2 targets
+    # and one with none: num_masks = 2 + 1 = 3.
+    p = 16
+    outputs = {"pred_logits": torch.zeros(2, 3, 3), "pred_masks": torch.zeros(2, 3, 1, 6, 6)}
+    targets = [
+        {"labels": torch.tensor([0, 1]), "masks": torch.zeros(2, 1, 24, 24, dtype=torch.bool)},
+        {"labels": torch.zeros(0, dtype=torch.int64), "masks": torch.zeros(0, 1, 24, 24)},
+    ]
+    out = _criterion(losses=("masks",), num_points=p)(outputs, targets)
+    assert out["loss_mask"].item() == pytest.approx(2 * math.log(2) / 3, rel=1e-5)
+
+
 def test_mask_losses_match_hand_values_with_fixed_points(monkeypatch):
-    # Points at pixel centres of the 2x2 prediction; targets at 2x resolution (4x4) built so
-    # that bilinear sampling at those points returns the coarse values exactly.
+    # The tube [T=2, 2, 2] is one 4x2 image (frames stacked along the height); points at the
+    # pixel centres of that image; targets at 2x resolution built so that bilinear sampling at
+    # those points returns the coarse values exactly.
     pred = torch.tensor([[[[2.0, -1.0], [0.0, 3.0]], [[-2.0, 1.0], [0.5, 0.0]]]])  # [1, T=2, 2, 2]
     coarse_tgt = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 1.0], [0.0, 0.0]]])  # [T, 2, 2]
     tgt = coarse_tgt.repeat_interleave(2, -1).repeat_interleave(2, -2)[None] > 0.5  # [1,2,4,4]
     outputs = {"pred_logits": torch.zeros(1, 1, 2), "pred_masks": pred[None]}
-    crit = _criterion(FixedMatcher([([0], [0])]), losses=("masks",), num_points=4)
-    monkeypatch.setattr(crit, "_sample_points", lambda m: _pixel_centres(m.shape[0], 2, 2))
+    crit = _criterion(FixedMatcher([([0], [0])]), losses=("masks",), num_points=8)
+
+    def centres(maps):
+        assert tuple(maps.shape) == (1, 1, 4, 2)  # one stacked tube
+        return _pixel_centres(maps.shape[0], 4, 2)
+
+    monkeypatch.setattr(crit, "_sample_points", centres)
     out = crit(outputs, [{"labels": torch.tensor([0]), "masks": tgt}])
     xs, ys = pred.flatten().tolist(), coarse_tgt.flatten().tolist()
     sig = [1 / (1 + math.exp(-x)) for x in xs]
@@ -150,12 +177,38 @@ def test_objectness_focal_closed_form_and_prompt_exclusion():
     ]
     crit = _criterion(FixedMatcher([([0, 2], [1, 0]), ([0], [0])]), losses=("objectness",))
     out = crit(outputs, targets)
-    expected = (_focal(1.5, 1) + _focal(-0.5, 0) + _focal(0.2, 1)) / 3  # num_masks = 3
+    # normalised like the class loss (cls_avg_factor = 1 + 1 + 0.1; the prompt sample adds 0),
+    # not by the number of targets
+    expected = (_focal(1.5, 1) + _focal(-0.5, 0) + _focal(0.2, 1)) / 2.1
     assert out["loss_objectness"].item() == pytest.approx(expected, rel=1e-6)
 
     targets[0]["match"] = False
     crit.matcher = FixedMatcher([([0, 1], [0, 1]), ([0], [0])])
     assert crit(outputs, targets)["loss_objectness"].item() == 0.0
+
+
+def test_normalisers_are_averaged_over_workers(monkeypatch):
+    """reduce_mean as the official head: sum over workers / world size, then at least 1."""
+    other_worker = torch.tensor([1.7, 0.1])  # (num_masks, cls_avg_factor) of the other worker
+
+    def all_reduce(t):
+        t.add_(other_worker)
+
+    monkeypatch.setattr(criterion_module.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(criterion_module.dist, "all_reduce", all_reduce)
+    monkeypatch.setattr(criterion_module.comm, "get_world_size", lambda: 2)
+    crit = _criterion(FixedMatcher([([0], [0])]))
+    targets = [{"labels": torch.tensor([1]), "masks": torch.ones(1, 1, 8, 8)}]
+    norms = crit.normalisers(targets, num_queries=4, device=torch.device("cpu"))
+    # this worker: num_masks 1, cls weight 1 + 3 * 0.1 = 1.3
+    assert norms.num_masks == pytest.approx((1 + 1.7) / 2)
+    assert norms.cls_avg_factor == pytest.approx(1.0)  # (1.3 + 0.1) / 2 = 0.7, raised to 1
+    logits = torch.tensor([[[2.0, -1.0, 0.5], [0.3, 0.2, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]])
+    out = crit({"pred_logits": logits, "pred_masks": torch.zeros(1, 4, 1, 4, 4),
+                "pred_objectness": torch.zeros(1, 4, 1)}, targets)
+    rows = logits[0].tolist()
+    expected = -_lsm(rows[0], 1) - 0.1 * sum(_lsm(rows[q], 2) for q in (1, 2, 3))
+    assert out["loss_ce"].item() == pytest.approx(expected, rel=1e-6)
 
 
 def _random_outputs(gen, b, q, k, t, h, w, num_aux, requires_grad=False):

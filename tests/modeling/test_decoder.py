@@ -9,8 +9,11 @@ from omgseg.modeling.transformer_decoder import (
     identity_self_attn_mask,
     mask_logits_to_attn_mask,
     mask_pool,
+    resize_mask_features,
+    tube_mask_logits,
     unblock_fully_masked_rows,
 )
+from omgseg.modeling.transformer_decoder.layers import multi_head_attention
 
 HIDDEN, HEADS, LAYERS, QUERIES, TEXT_DIM, MASK_DIM = 32, 2, 3, 5, 16, 32
 LEVEL_SIZES = [(2, 3), (4, 6), (8, 12)]  # strides 32, 16, 8 (coarsest first)
@@ -38,7 +41,9 @@ def make_decoder(**overrides) -> OMGMaskDecoder:
     return OMGMaskDecoder(**kwargs).eval()
 
 
-def make_inputs(b: int, t: int, in_channels: int = HIDDEN, seed: int = 1, same_frames: bool = False):
+def make_inputs(
+    b: int, t: int, in_channels: int = HIDDEN, seed: int = 1, same_frames: bool = False
+):
     g = torch.Generator().manual_seed(seed)
     nf = 1 if same_frames else t
 
@@ -67,7 +72,8 @@ def test_output_shapes(t):
     dec = make_decoder()
     feats, mf = make_inputs(b, t)
     with torch.no_grad():
-        out = dec(feats, mf, t, text_bank(k))
+        out = dec(feats, mf, t, text_bank(k), return_aux_outputs=True)
+        assert dec(feats, mf, t, text_bank(k))["aux_outputs"] == []  # eval default: none
     assert out["pred_logits"].shape == (b, QUERIES, k + 1)
     assert out["pred_masks"].shape == (b, QUERIES, t, *MASK_SIZE)
     assert out["pred_objectness"].shape == (b, QUERIES, 1)
@@ -102,7 +108,7 @@ def test_void_column_zero_and_logits_bounded():
     dec = make_decoder()
     feats, mf = make_inputs(2, 2)
     with torch.no_grad():
-        out = dec(feats, mf, 2, text_bank())
+        out = dec(feats, mf, 2, text_bank(), return_aux_outputs=True)
     for pred in iter_predictions(out):
         logits = pred["pred_logits"]
         assert torch.equal(logits[..., -1], torch.zeros_like(logits[..., -1]))
@@ -143,7 +149,7 @@ def test_forward_logits_match_hand_computation_from_cls_features():
     text = text_bank(k=3, s=2)
     with torch.no_grad():
         out = dec(feats, mf, 2, text)
-    assert len(captured) == LAYERS + 1
+    assert len(captured) == 1  # eval: only the final prediction is classified
     feat = captured[-1]  # class features of the final prediction, [B, Q, D]
     b, q = 1, 3
     f = feat[b, q] / feat[b, q].norm()
@@ -156,7 +162,7 @@ def test_identical_frames_give_identical_tube_frames():
     dec = make_decoder()
     feats, mf = make_inputs(2, 2, same_frames=True)
     with torch.no_grad():
-        out = dec(feats, mf, 2, text_bank())
+        out = dec(feats, mf, 2, text_bank(), return_aux_outputs=True)
     for pred in iter_predictions(out):
         torch.testing.assert_close(pred["pred_masks"][:, :, 0], pred["pred_masks"][:, :, 1])
 
@@ -178,17 +184,18 @@ def test_unblock_fully_masked_rows():
 
 
 def test_mask_logits_to_attn_mask():
-    # B=1, Q=2, T=2, 4x4 logits; query 0 is positive on the left half of frame 1 only,
+    # B=1, Q=2, T=2, 2x2 logits; query 0 is positive on the left column of frame 1 only,
     # query 1 is negative everywhere (fully blocked -> unblocked).
-    logits = torch.full((1, 2, 2, 4, 4), -10.0, requires_grad=True)
+    logits = torch.full((1, 2, 2, 2, 2), -10.0, requires_grad=True)
     with torch.no_grad():
-        logits[0, 0, 1, :, :2] = 10.0
-    m = mask_logits_to_attn_mask(logits, (2, 2), num_heads=3, threshold=0.5)
-    assert m.shape == (3, 2, 2 * 2 * 2) and m.dtype == torch.bool and not m.requires_grad
-    q0 = torch.tensor([True] * 4 + [False, True, False, True])  # (t, y, x) order
-    for h in range(3):
-        assert torch.equal(m[h, 0], q0)
-        assert not m[h, 1].any()
+        logits[0, 0, 1, :, 0] = 10.0
+        logits[0, 0, 0, 0, 0] = 0.1  # sigmoid 0.525: open at 0.5, blocked at 0.6
+    m = mask_logits_to_attn_mask(logits, threshold=0.5)
+    assert m.shape == (1, 1, 2, 2 * 2 * 2) and m.dtype == torch.bool and not m.requires_grad
+    q0 = torch.tensor([False, True, True, True, False, True, False, True])  # (t, y, x) order
+    assert torch.equal(m[0, 0, 0], q0)
+    assert not m[0, 0, 1].any()
+    assert mask_logits_to_attn_mask(logits, threshold=0.6)[0, 0, 0, 0]
 
 
 def test_mask_pool():
@@ -211,9 +218,13 @@ def test_identity_self_attn_mask():
 def _prompt_outputs(dec, boxes, types, feats, mf, t, masked):
     content, pos = dec.encode_box_prompts(boxes, types)
     assert content.shape == pos.shape == (*boxes.shape[:2], HIDDEN)
-    sa = identity_self_attn_mask(boxes.shape[0], boxes.shape[1], HEADS, boxes.device) if masked else None
+    sa = None
+    if masked:
+        sa = identity_self_attn_mask(boxes.shape[0], boxes.shape[1], HEADS, boxes.device)
     with torch.no_grad():
-        return dec(feats, mf, t, text_bank(), query_content=content, query_pos=pos, self_attn_mask=sa)
+        return dec(
+            feats, mf, t, text_bank(), query_content=content, query_pos=pos, self_attn_mask=sa
+        )
 
 
 @pytest.mark.parametrize("masked", [True, False])
@@ -238,7 +249,7 @@ def test_gradients_reach_all_used_parameters():
     feats, mf = make_inputs(2, 2)
     out = dec(feats, mf, 2, text_bank())
     loss = sum(
-        p["pred_logits"].square().mean() + p["pred_masks"].square().mean() + p["pred_objectness"].square().mean()
+        sum(p[k].square().mean() for k in ("pred_logits", "pred_masks", "pred_objectness"))
         for p in iter_predictions(out)
     )
     loss.backward()
@@ -290,7 +301,153 @@ def test_build_from_config():
 def test_cross_attention_mask_is_applied():
     feats, mf = make_inputs(1, 2)
     with torch.no_grad():
-        a = make_decoder(attn_mask_threshold=0.5)(feats, mf, 2, text_bank())
-        b = make_decoder(attn_mask_threshold=0.0)(feats, mf, 2, text_bank())  # nothing blocked
+        a = make_decoder(attn_mask_threshold=0.5)(
+            feats, mf, 2, text_bank(), return_aux_outputs=True
+        )
+        b = make_decoder(attn_mask_threshold=0.0)(  # nothing blocked
+            feats, mf, 2, text_bank(), return_aux_outputs=True
+        )
     torch.testing.assert_close(a["aux_outputs"][0]["pred_masks"], b["aux_outputs"][0]["pred_masks"])
     assert not torch.allclose(a["pred_masks"], b["pred_masks"])
+
+
+# ---------------------------------------------------------------------------------------------
+# The inference path against the previous algorithm, kept here as the reference: a full
+# prediction (full-resolution masks, mask pooling, classification) before every layer, its mask
+# logits resized to the attended level, repeated per head and given to nn.MultiheadAttention.
+
+
+def reference_forward(dec, feats, mf, t, text, query_content=None, query_pos=None, sa_mask=None):
+    assert not dec.transformer_cross_attention_layers[0].normalize_before  # post-norm only
+    b = mf.shape[0] // t
+    src, pos, sizes = dec._memory(feats, b, t)
+    mf = mf.reshape(b, t, *mf.shape[1:])
+    if query_content is None:
+        output = dec.query_feat.weight.unsqueeze(0).repeat(b, 1, 1)
+        query_pos = dec.query_embed.weight.unsqueeze(0).repeat(b, 1, 1)
+    else:
+        output = query_content
+    q = output.shape[1]
+
+    def predict(x):
+        normed = dec.decoder_norm(x)
+        masks = torch.einsum("bqc,btchw->bqthw", dec.mask_embed(normed), mf)
+        m = (masks > 0).float()
+        pooled = torch.einsum("bqthw,btchw->bqc", m, mf) / (m.sum((2, 3, 4))[..., None] + 1e-8)
+        cls = dec.cls_proj(dec.mask_pooling_proj(pooled) + normed)
+        pred = {"pred_logits": dec.classify(cls, text), "pred_masks": masks,
+                "pred_objectness": dec.iou_embed(normed)}
+        return pred, normed
+
+    def attn_mask(masks, size):
+        r = F.interpolate(masks.flatten(1, 2), size=size, mode="bilinear", align_corners=False)
+        blocked = r.sigmoid().reshape(b, q, -1) < dec.attn_mask_threshold
+        blocked = blocked & ~blocked.all(-1, keepdim=True)
+        heads = dec.num_heads
+        return blocked.unsqueeze(1).expand(-1, heads, -1, -1).reshape(b * heads, q, -1)
+
+    preds = []
+    for i in range(dec.num_layers):
+        pred, _ = predict(output)
+        preds.append(pred)
+        lvl = i % 3
+        mask = attn_mask(pred["pred_masks"], sizes[lvl])
+        ca = dec.transformer_cross_attention_layers[i]
+        att = ca.attn(output + query_pos, src[lvl] + pos[lvl], src[lvl], attn_mask=mask)[0]
+        output = ca.norm(output + att)
+        sa = dec.transformer_self_attention_layers[i]
+        att = sa.attn(output + query_pos, output + query_pos, output, attn_mask=sa_mask)[0]
+        output = sa.norm(output + att)
+        output = dec.transformer_ffn_layers[i](output)
+    pred, normed = predict(output)
+    return dict(pred, query_embeds=normed, aux_outputs=preds)
+
+
+PRED_KEYS = ("pred_logits", "pred_masks", "pred_objectness")
+
+
+def _assert_same_prediction(got, want):
+    for k in PRED_KEYS:
+        torch.testing.assert_close(got[k], want[k], atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("b, t", [(1, 1), (2, 1), (1, 3)])
+def test_inference_path_equals_previous_algorithm(b, t):
+    dec = make_decoder()
+    feats, mf = make_inputs(b, t, seed=5)
+    text = text_bank()
+    with torch.no_grad():
+        ref = reference_forward(dec, feats, mf, t, text)
+        out = dec(feats, mf, t, text)  # eval: no intermediate predictions
+        with_aux = dec(feats, mf, t, text, return_aux_outputs=True)
+    assert out["aux_outputs"] == []
+    _assert_same_prediction(out, ref)
+    torch.testing.assert_close(out["query_embeds"], ref["query_embeds"], atol=2e-5, rtol=1e-5)
+    # The attention masks really differ between layers (the test is not vacuous).
+    blocked = [float((p["pred_masks"] < 0).float().mean()) for p in ref["aux_outputs"]]
+    assert 0.05 < min(blocked) and max(blocked) < 0.95
+    assert len(with_aux["aux_outputs"]) == LAYERS
+    for got, want in zip(with_aux["aux_outputs"], ref["aux_outputs"]):
+        _assert_same_prediction(got, want)
+    _assert_same_prediction(with_aux, out)
+
+
+def test_training_outputs_equal_previous_algorithm_with_gradients():
+    dec = make_decoder().train()
+    feats, mf = make_inputs(2, 2, seed=6)
+    out = dec(feats, mf, 2, text_bank())
+    assert len(out["aux_outputs"]) == LAYERS  # deep supervision in training
+    with torch.no_grad():
+        ref = reference_forward(dec, feats, mf, 2, text_bank())
+    for got, want in zip(iter_predictions(out), [ref] + ref["aux_outputs"]):
+        _assert_same_prediction(got, want)
+
+
+def test_prompt_path_equals_previous_algorithm():
+    dec = make_decoder()
+    feats, mf = make_inputs(1, 2, seed=7)
+    content, pos = dec.encode_box_prompts(torch.rand(1, 3, 4), torch.tensor([[0, 1, 0]]))
+    sa = identity_self_attn_mask(1, 3, HEADS)
+    with torch.no_grad():
+        ref = reference_forward(dec, feats, mf, 2, text_bank(), content, pos, sa)
+        out = dec(feats, mf, 2, text_bank(), content, pos, sa)
+    _assert_same_prediction(out, ref)
+
+
+def test_multi_head_attention_matches_module_with_per_head_or_shared_mask():
+    torch.manual_seed(0)
+    attn = nn.MultiheadAttention(16, 4, batch_first=True).eval()
+    q, k, v = torch.randn(2, 5, 16), torch.randn(2, 7, 16), torch.randn(2, 7, 16)
+    shared = torch.rand(2, 1, 5, 7) < 0.5
+    shared[..., 0] = False  # no fully blocked row
+    per_head = shared.expand(-1, 4, -1, -1).reshape(8, 5, 7)
+    with torch.no_grad():
+        want = attn(q, k, v, attn_mask=per_head, need_weights=False)[0]
+        for mask in (shared, per_head, per_head.view(2, 4, 5, 7)):
+            torch.testing.assert_close(multi_head_attention(attn, q, k, v, mask), want)
+        unmasked = attn(q, k, v, need_weights=False)[0]
+        torch.testing.assert_close(multi_head_attention(attn, q, k, v, None), unmasked)
+    assert not torch.allclose(want, unmasked)
+
+
+def test_resize_then_dot_equals_dot_then_resize():
+    """Bilinear resizing is linear: attention masks can be computed at the attended size."""
+    g = torch.Generator().manual_seed(8)
+    embed = torch.randn(2, 40, 32, generator=g)
+    feats = torch.randn(2, 2, 32, 48, 72, generator=g)  # B, T, C, H, W
+    full = tube_mask_logits(embed, feats)  # [B, Q, T, H, W]
+    torch.testing.assert_close(full, torch.einsum("bqc,btchw->bqthw", embed, feats))
+    total = flipped = 0
+    for size in [(6, 9), (12, 18), (24, 36)]:
+        low = tube_mask_logits(embed, resize_mask_features(feats, size))
+        ref = F.interpolate(full.flatten(1, 2), size=size, mode="bilinear", align_corners=False)
+        ref = ref.view_as(low)
+        torch.testing.assert_close(low, ref, atol=1e-4, rtol=1e-5)
+        # Measured: the blocked / open decisions differ only for logits within float error of
+        # 0 (sigmoid 0.5); none at all here.
+        diff = mask_logits_to_attn_mask(low) != mask_logits_to_attn_mask(ref)
+        total += diff.numel()
+        flipped += int(diff.sum())
+        borderline = ref.flatten(2)[diff[:, 0]].abs()
+        assert borderline.numel() == 0 or float(borderline.max()) < 1e-4
+    assert flipped <= total * 1e-5

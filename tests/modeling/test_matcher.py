@@ -1,3 +1,4 @@
+"""HungarianMatcher: optimal assignment, hand-computed costs, tubes matched as one stacked image."""
 import itertools
 import math
 
@@ -64,8 +65,9 @@ def _bce(x, y):
 
 
 def test_cost_values_match_hand_computation():
-    matcher = HungarianMatcher(cost_class=2.0, cost_mask=5.0, cost_dice=5.0, num_points=4)
-    # 2 queries, K = 2, T = 2 frames of 2x2; targets at the same size, points at pixel centres.
+    matcher = HungarianMatcher(cost_class=2.0, cost_mask=5.0, cost_dice=5.0, num_points=8)
+    # 2 queries, K = 2, T = 2 frames of 2x2; targets at the same size. A tube is matched as ONE
+    # image, its frames stacked along the height (4x2): points at that image's pixel centres.
     logits = torch.tensor([[1.0, 0.0, -1.0], [0.0, 2.0, 0.5]])
     pred = torch.tensor(
         [
@@ -82,7 +84,7 @@ def test_cost_values_match_hand_computation():
         dtype=torch.bool,
     )
     labels = torch.tensor([0, 1, -1])
-    coords = _pixel_centres(2, 2)
+    coords = _pixel_centres(4, 2)
     comps = matcher.cost_components(logits, pred, labels, tgt, coords)
     cost = matcher.compute_cost(logits, pred, labels, tgt, coords)
 
@@ -101,6 +103,24 @@ def test_cost_values_match_hand_computation():
             assert comps["dice"][i, j].item() == pytest.approx(dice, rel=1e-5)
             assert comps["class"][i, j].item() == pytest.approx(cls, abs=1e-6)
             assert cost[i, j].item() == pytest.approx(5 * bce + 5 * dice + 2 * cls, rel=1e-5)
+
+
+def test_points_cover_the_stacked_tube_not_each_frame():
+    # Target present in frame 0 only, prediction 0 logits: dice = 1 - (n0 + 1) / (P/2 + n0 + 1)
+    # with n0 the points falling in frame 0, i.e. in the top half of the stacked image (y < 0.5).
+    matcher = HungarianMatcher(num_points=64)
+    # away from the image border (zero padding): 0.1 <= x, y <= 0.9
+    coords = 0.1 + 0.8 * torch.rand(1, 64, 2, generator=torch.Generator().manual_seed(5))
+    tgt = torch.zeros(1, 2, 8, 8, dtype=torch.bool)
+    tgt[0, 0] = True
+    comps = matcher.cost_components(torch.zeros(1, 3), torch.zeros(1, 2, 4, 4),
+                                    torch.tensor([0]), tgt, coords)
+    # target rows 0..7 of the 16-row stacked image are 1: bilinear value = clamp(8 - row, 0, 1)
+    rows = (coords[0, :, 1] * 16 - 0.5).tolist()
+    n0 = sum(min(max(8 - r, 0.0), 1.0) for r in rows)
+    assert 10 < n0 < 54  # both frames are sampled
+    assert comps["dice"][0, 0].item() == pytest.approx(1 - (n0 + 1) / (32 + n0 + 1), rel=1e-5)
+    assert comps["mask"][0, 0].item() == pytest.approx(math.log(2), rel=1e-5)
 
 
 def test_batched_costs_agree_with_elementwise():

@@ -8,6 +8,7 @@ import types
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import omgseg.layers.ms_deform_attn as msda
 from omgseg.layers.ms_deform_attn import (
@@ -79,12 +80,58 @@ def test_core_matches_explicit_bilinear_reference():
     torch.testing.assert_close(out.double(), ref, atol=1e-5, rtol=1e-5)
 
 
+def _grid_sample_core(value, spatial_shapes, locations, weights):
+    """The previous core (per-level ``F.grid_sample`` + stacked weighted sum), kept as reference."""
+    n, _, heads, dh = value.shape
+    _, lq, _, levels, points, _ = locations.shape
+    shapes = [tuple(int(v) for v in hw) for hw in spatial_shapes]
+    per_level = value.split([h * w for h, w in shapes], dim=1)
+    grids = 2 * locations - 1
+    sampled = []
+    for lvl, (h, w) in enumerate(shapes):
+        v = per_level[lvl].permute(0, 2, 3, 1).reshape(n * heads, dh, h, w)
+        g = grids[:, :, :, lvl].transpose(1, 2).flatten(0, 1)
+        sampled.append(
+            F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False)
+        )
+    stacked = torch.stack(sampled, dim=-2).flatten(-2)
+    w = weights.transpose(1, 2).reshape(n * heads, 1, lq, levels * points)
+    return (stacked * w).sum(-1).view(n, heads * dh, lq).transpose(1, 2)
+
+
+def test_core_equals_grid_sample_formulation_values_and_gradients():
+    # Official widths per head (Dh 32, 8 heads, 3 levels, 4 points), two frames, 30% of the
+    # samples outside their map.
+    shapes = [(3, 5), (6, 9), (11, 17)]
+    value, spatial_shapes, locations, weights = _random_inputs(
+        shapes, n=2, lq=40, heads=8, dh=32, points=4, lo=-0.2, hi=1.2, seed=3
+    )
+    outputs, grads = [], []
+    for core in (ms_deform_attn_core_pytorch, _grid_sample_core):
+        leaves = [t.clone().requires_grad_(True) for t in (value, locations, weights)]
+        out = core(leaves[0], spatial_shapes, leaves[1], leaves[2])
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        outputs.append(out.detach())
+        grads.append([t.grad for t in leaves])
+    torch.testing.assert_close(outputs[0], outputs[1], atol=1e-5, rtol=1e-5)
+    for got, want in zip(*grads):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
 def test_core_pixel_centre_reads_the_pixel():
     # One level, one head, one point at the centre of pixel (row 1, col 2) of a 3x4 map.
     value = torch.arange(12.0).view(1, 12, 1, 1)
     loc = torch.tensor([(2 + 0.5) / 4, (1 + 0.5) / 3]).view(1, 1, 1, 1, 1, 2)
     out = ms_deform_attn_core_pytorch(value, torch.tensor([[3, 4]]), loc, torch.ones(1, 1, 1, 1, 1))
     assert out.item() == pytest.approx(1 * 4 + 2)
+
+
+def test_core_nan_location_propagates_instead_of_indexing_out_of_range():
+    value, spatial_shapes, locations, weights = _random_inputs([(3, 4), (2, 2)], n=2, lq=2)
+    locations[1, 0, 0, 1, 0, 0] = float("nan")  # frame 1, query 0, head 0
+    out = ms_deform_attn_core_pytorch(value, spatial_shapes, locations, weights)
+    assert torch.isnan(out[1, 0, :3]).all()
+    assert torch.isfinite(out[1, 0, 3:]).all() and torch.isfinite(out[0]).all()
 
 
 def test_core_gradcheck_float64():
@@ -219,7 +266,7 @@ def test_fused_resolution_without_kernels(monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger=msda.__name__):
         assert msda._resolve_fused_op() is None
         assert msda._resolve_fused_op() is None
-    assert len([r for r in caplog.records if "PyTorch grid_sample" in r.getMessage()]) == 1
+    assert len([r for r in caplog.records if "PyTorch core" in r.getMessage()]) == 1
 
 
 def test_fused_extension_wrapper_plumbing(monkeypatch, caplog):

@@ -18,7 +18,8 @@ TINY_CHANNELS = {"res2": 8, "res3": 16, "res4": 24, "res5": 32}
 STRIDES = {"res2": 4, "res3": 8, "res4": 16, "res5": 32}
 # Official ConvNeXt-L widths.
 OFFICIAL_CHANNELS = {"res2": 192, "res3": 384, "res4": 768, "res5": 1536}
-OFFICIAL_NUM_PARAMS = 5_789_376
+# Sum of the panoptic_head.pixel_decoder.* shapes in research/omgseg-official-head-keys.tsv.
+OFFICIAL_NUM_PARAMS = 5_790_144
 
 
 def _shapes(channels):
@@ -137,6 +138,7 @@ def test_official_widths_parameter_count_and_names():
     keys = set(decoder.state_dict())
     for key in [
         "input_convs.0.conv.weight",
+        "input_convs.0.conv.bias",
         "input_convs.2.gn.bias",
         "encoder.layers.5.self_attn.sampling_offsets.weight",
         "encoder.layers.5.self_attn.attention_weights.bias",
@@ -195,3 +197,36 @@ def test_common_stride_8_uses_encoder_output():
         mask_features, multi_scale = decoder.forward_features(feats)
     assert mask_features.shape == (1, 16, *feats["res3"].shape[-2:])
     assert len(multi_scale) == 3
+
+
+def _grid_sample_core(value, spatial_shapes, locations, weights):
+    """The previous deformable-attention core (per-level grid_sample + weighted sum)."""
+    n, _, heads, dh = value.shape
+    _, lq, _, levels, points, _ = locations.shape
+    shapes = [tuple(int(v) for v in hw) for hw in spatial_shapes]
+    per_level = value.split([h * w for h, w in shapes], dim=1)
+    sampled = []
+    for lvl, (h, w) in enumerate(shapes):
+        v = per_level[lvl].permute(0, 2, 3, 1).reshape(n * heads, dh, h, w)
+        g = (2 * locations[:, :, :, lvl] - 1).transpose(1, 2).flatten(0, 1)
+        sampled.append(torch.nn.functional.grid_sample(v, g, align_corners=False))
+    stacked = torch.stack(sampled, dim=-2).flatten(-2)
+    w = weights.transpose(1, 2).reshape(n * heads, 1, lq, levels * points)
+    return (stacked * w).sum(-1).view(n, heads * dh, lq).transpose(1, 2)
+
+
+def test_forward_equals_previous_deformable_core(monkeypatch):
+    """Two frames of an odd-sized input through 3 encoder layers: the embedding-bag core gives
+    the outputs of the previous grid_sample core."""
+    import omgseg.layers.ms_deform_attn as msda
+
+    torch.manual_seed(0)
+    decoder = _tiny_decoder(transformer_enc_layers=3).eval()
+    feats = _features(2, 70, 90, seed=3)
+    with torch.no_grad():
+        got = decoder.forward_features(feats)
+        monkeypatch.setattr(msda, "ms_deform_attn_core_pytorch", _grid_sample_core)
+        want = decoder.forward_features(feats)
+    torch.testing.assert_close(got[0], want[0], atol=1e-5, rtol=1e-5)
+    for a, b in zip(got[1], want[1]):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

@@ -1,4 +1,5 @@
-"""Text-embedding bank: templates, synonym splitting, prompt ensembling, padding, disk cache."""
+"""Text embeddings: templates, synonym splitting, prompt ensembling, padding, the one cache, and
+the text tower run on the trimmed context."""
 import os
 import zlib
 
@@ -8,9 +9,8 @@ from torch.nn import functional as F
 
 from omgseg.modeling.clip.text_embeddings import (
     VILD_TEMPLATES,
-    class_names_from_metadata,
-    clear_text_embedding_memo,
-    get_text_embeddings,
+    TextEmbeddingCache,
+    compute_text_embeddings,
     split_synonyms,
     text_cache_path,
 )
@@ -44,15 +44,10 @@ class FakeCLIP:
         return torch.stack([self.vector(self.prompts[i]) for i in tokens[:, 0].tolist()])
 
 
-@pytest.fixture(autouse=True)
-def _fresh_memo():
-    clear_text_embedding_memo()
-    yield
-    clear_text_embedding_memo()
-
-
 def _expected(synonym):
-    vecs = torch.stack([F.normalize(FakeCLIP.vector(t.format(synonym)), dim=0) for t in VILD_TEMPLATES])
+    vecs = torch.stack(
+        [F.normalize(FakeCLIP.vector(t.format(synonym)), dim=0) for t in VILD_TEMPLATES]
+    )
     return F.normalize(vecs.mean(0), dim=0)
 
 
@@ -84,10 +79,15 @@ def test_split_synonyms_rejects_empty():
         split_synonyms(" , ")
 
 
-def test_hand_computed_mean_then_normalise(tmp_path):
+def _get(cache, fake, names, model_key="fake", **kw):
+    return cache.get(names, model_key=model_key, encode_text=fake.encode_text,
+                     tokenizer=fake.tokenizer, **kw)
+
+
+def test_hand_computed_mean_then_normalise():
     fake = FakeCLIP()
-    emb = get_text_embeddings(fake.encode_text, fake.tokenizer, ["cat, kitty", "dog"],
-                              cache_dir=str(tmp_path), model_key="fake", batch_size=5)
+    emb = compute_text_embeddings(fake.encode_text, fake.tokenizer, ["cat, kitty", "dog"],
+                                  batch_size=5)
     assert emb.shape == (2, 2, D) and emb.dtype == torch.float32
     torch.testing.assert_close(emb[0, 0], _expected("cat"))
     torch.testing.assert_close(emb[0, 1], _expected("kitty"))
@@ -99,57 +99,70 @@ def test_hand_computed_mean_then_normalise(tmp_path):
     assert fake.encoded == 3 * 14 and fake.calls == -(-42 // 5)
 
 
-def test_batch_size_does_not_change_result(tmp_path):
+def test_batch_size_does_not_change_result():
     fake = FakeCLIP()
     names = ["cat", "dog, puppy, hound", "car"]
-    a = get_text_embeddings(fake.encode_text, fake.tokenizer, names, cache_dir="", model_key="a", batch_size=3)
-    b = get_text_embeddings(fake.encode_text, fake.tokenizer, names, cache_dir=None, model_key="b", batch_size=128)
+    a = compute_text_embeddings(fake.encode_text, fake.tokenizer, names, batch_size=3)
+    b = compute_text_embeddings(fake.encode_text, fake.tokenizer, names, batch_size=128)
     torch.testing.assert_close(a, b)
     assert a.shape == (3, 3, D)
 
 
-def test_disk_cache_hit_and_memo(tmp_path):
+def test_cache_memory_then_disk(tmp_path):
     fake = FakeCLIP()
     names = ["cat, kitty", "dog"]
-    kw = dict(cache_dir=str(tmp_path), model_key="fake")
-    first = get_text_embeddings(fake.encode_text, fake.tokenizer, names, **kw)
+    cache = TextEmbeddingCache(str(tmp_path))
+    first = _get(cache, fake, names)
     calls = fake.calls
     assert calls > 0
-    path = text_cache_path(str(tmp_path), "fake", names)
+    path = cache.path("fake", names)
+    assert path == text_cache_path(str(tmp_path), "fake", names)
     assert os.path.isfile(path) and os.path.dirname(path) == str(tmp_path / "fake")
     assert not [f for f in os.listdir(os.path.dirname(path)) if f.startswith(".tmp")]
 
-    # in-process memo: no encoding even when the file is gone
+    # memory: the very same tensor, no encoding and no file read (the file is gone)
     os.rename(path, path + ".bak")
-    again = get_text_embeddings(fake.encode_text, fake.tokenizer, names, **kw)
-    assert fake.calls == calls and torch.equal(again, first)
+    assert _get(cache, fake, names) is first and fake.calls == calls
     os.rename(path + ".bak", path)
 
-    # disk cache: a fresh process (memo cleared) reads the file
-    clear_text_embedding_memo()
-    cached = get_text_embeddings(fake.encode_text, fake.tokenizer, names, **kw)
-    assert fake.calls == calls and torch.equal(cached, first)
+    # disk: a fresh cache (another process) reads the file
+    again = _get(TextEmbeddingCache(str(tmp_path)), fake, names)
+    assert fake.calls == calls and torch.equal(again, first)
 
-    # a different vocabulary gets a different file
-    get_text_embeddings(fake.encode_text, fake.tokenizer, names + ["car"], **kw)
+    # another vocabulary or another model: other entries, other files
+    _get(cache, fake, names + ["car"])
     assert fake.calls > calls
+    _get(cache, fake, names, model_key="other")
     assert len([f for f in os.listdir(tmp_path / "fake") if f.endswith(".pt")]) == 2
-    assert text_cache_path(str(tmp_path), "fake", names + ["car"]) != path
+    assert os.path.isfile(cache.path("other", names))
+
+
+def test_cache_without_dir_and_lru_bound():
+    fake = FakeCLIP()
+    cache = TextEmbeddingCache(None, max_in_memory=2)
+    assert cache.path("fake", ["cat"]) == ""
+    a = _get(cache, fake, ["cat"])
+    _get(cache, fake, ["dog"])
+    assert _get(cache, fake, ["cat"]) is a  # still in memory
+    _get(cache, fake, ["car"])  # evicts "dog", the least recently used
+    calls = fake.calls
+    _get(cache, fake, ["cat"])
+    assert fake.calls == calls
+    _get(cache, fake, ["dog"])
+    assert fake.calls > calls
 
 
 def test_corrupt_or_mismatched_cache_is_recomputed(tmp_path, caplog):
     fake = FakeCLIP()
     names = ["cat, kitty", "dog"]
-    kw = dict(cache_dir=str(tmp_path), model_key="fake")
-    first = get_text_embeddings(fake.encode_text, fake.tokenizer, names, **kw)
+    first = _get(TextEmbeddingCache(str(tmp_path)), fake, names)
     path = text_cache_path(str(tmp_path), "fake", names)
 
     with open(path, "wb") as f:
         f.write(b"garbage")
-    clear_text_embedding_memo()
     calls = fake.calls
     with caplog.at_level("WARNING"):
-        again = get_text_embeddings(fake.encode_text, fake.tokenizer, names, **kw)
+        again = _get(TextEmbeddingCache(str(tmp_path)), fake, names)
     assert fake.calls > calls and torch.equal(again, first)
     assert any("recomputing" in r.getMessage() for r in caplog.records)
     torch.load(path, weights_only=True)  # rewritten, readable again
@@ -158,16 +171,15 @@ def test_corrupt_or_mismatched_cache_is_recomputed(tmp_path, caplog):
     data = torch.load(path, weights_only=True)
     data["synonyms"] = [["bird"], ["fish"]]
     torch.save(data, path)
-    clear_text_embedding_memo()
     calls = fake.calls
-    again = get_text_embeddings(fake.encode_text, fake.tokenizer, names, **kw)
+    again = _get(TextEmbeddingCache(str(tmp_path)), fake, names)
     assert fake.calls > calls and torch.equal(again, first)
 
 
 def test_expands_user_in_cache_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     fake = FakeCLIP()
-    get_text_embeddings(fake.encode_text, fake.tokenizer, ["cat"], cache_dir="~/cache", model_key="k")
+    _get(TextEmbeddingCache("~/cache"), fake, ["cat"], model_key="k")
     assert os.path.isfile(text_cache_path(str(tmp_path / "cache"), "k", ["cat"]))
 
 
@@ -176,22 +188,67 @@ def test_with_tiny_clip_text_tower(tmp_path):
 
     torch.manual_seed(0)
     bb = OpenCLIPBackbone(model_name="omg_tiny_rn", pretrained="")
-    emb = get_text_embeddings(bb.encode_text, bb.tokenizer, ["person, people", "traffic_light"],
-                              cache_dir=str(tmp_path), model_key=bb.model_key, device="cpu")
+    emb = TextEmbeddingCache(str(tmp_path)).get(
+        ["person, people", "traffic_light"], model_key=bb.model_key, encode_text=bb.encode_text,
+        tokenizer=bb.tokenizer, device="cpu")
     assert emb.shape == (2, 2, bb.text_dim)
     torch.testing.assert_close(emb.norm(dim=-1), torch.ones(2, 2))
     assert os.path.isdir(tmp_path / bb.model_key)
 
 
-def test_class_names_from_metadata():
-    from detectron2.data.catalog import Metadata
+# ---- the text tower on the trimmed context --------------------------------------------------
+def _clip_with_text(**text_cfg):
+    """A CLIP with a small ModifiedResNet and the given text tower settings (random init)."""
+    from open_clip import CLIP
 
-    pan = Metadata(name="a", thing_classes=["person"], stuff_classes=["person", "sky"])
-    assert class_names_from_metadata(pan) == ["person", "sky"]
-    inst = Metadata(name="b", thing_classes=["person", "car"])
-    assert class_names_from_metadata(inst) == ["person", "car"]
-    ov = Metadata(name="c", stuff_classes=["person", "sky"], ov_vocabulary=["person, people", "sky"])
-    assert class_names_from_metadata(ov) == ["person, people", "sky"]
-    assert class_names_from_metadata({"stuff_classes": [], "thing_classes": ["x"]}) == ["x"]
-    with pytest.raises(ValueError):
-        class_names_from_metadata(Metadata(name="d"))
+    torch.manual_seed(0)
+    vision = {"image_size": 64, "layers": [1, 1, 1, 1], "width": 16, "head_width": 64}
+    text = {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 3}
+    text.update(text_cfg)
+    return CLIP(embed_dim=32, vision_cfg=vision, text_cfg=text).eval()
+
+
+PROMPTS = ["a photo of a cat.", "There is a large traffic light in the scene.", "x",
+           "This is a photo of a medium television receiver, television set, tv, tv set."]
+
+
+@pytest.mark.parametrize("text_cfg", [{}, {"pool_type": "eos", "eos_id": 49407}])
+def test_trimmed_context_gives_the_same_features(text_cfg):
+    import open_clip
+
+    from omgseg.modeling.clip.text_encoder import can_trim_context, encode_text
+
+    model = _clip_with_text(**text_cfg)
+    tokens = open_clip.get_tokenizer("RN50")(PROMPTS)
+    seen = []
+    hook = model.transformer.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape))
+    try:
+        assert can_trim_context(model)
+        got = encode_text(model, tokens)
+    finally:
+        hook.remove()
+    longest = int(tokens.argmax(-1).max()) + 1
+    assert seen[-1][1] == longest < 77  # the tower ran on the trimmed context
+    with torch.no_grad():
+        ref = model.encode_text(tokens)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("text_cfg", [{"no_causal_mask": True}, {"pool_type": "last"}])
+def test_untrimmable_towers_fall_back_to_encode_text(text_cfg):
+    import open_clip
+
+    from omgseg.modeling.clip.text_encoder import can_trim_context, encode_text
+
+    model = _clip_with_text(**text_cfg)
+    tokens = open_clip.get_tokenizer("RN50")(PROMPTS)
+    seen = []
+    hook = model.transformer.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape))
+    try:
+        assert not can_trim_context(model)
+        got = encode_text(model, tokens)
+    finally:
+        hook.remove()
+    assert seen[-1][1] == 77
+    with torch.no_grad():
+        torch.testing.assert_close(got, model.encode_text(tokens))

@@ -1,16 +1,12 @@
-"""Per-frame transform code shared by the image (pseudo-video) and video mappers.
+"""Clip structure that Detectron2 lacks: identity-aligned targets of the frames of a clip.
 
 A clip is a list of frames; each frame is an image (HWC uint8) plus its :class:`FrameTargets`.
-Augmentation is split in two:
-
-* a **shared** transform (horizontal flip + large-scale-jitter resize) built once per clip with
-  :func:`build_shared_transform` and applied to every frame;
-* one **crop** per frame (:func:`sample_crop`): independent crops for a pseudo-video made from one
-  image, or the same crop repeated for a real video.
-
-:func:`transform_frames` applies both and :func:`frames_to_instances` turns the cropped targets
-into one :class:`~detectron2.structures.Instances` per frame with identities aligned across
-frames (same ``M`` and order everywhere, all-zero masks where an entity is absent).
+:func:`augment_clip` runs Detectron2 augmentations in two parts (see ``augmentations.py``): the
+**shared** ones (flip + scale jitter) drawn once per clip and applied to every frame, then the
+**per-frame** ones (the crop): independent for a pseudo-video made from one image, repeated for a
+real video. :func:`frames_to_instances` turns the augmented targets into one
+:class:`~detectron2.structures.Instances` per frame with identities aligned across frames (same
+``M`` and order everywhere, all-zero masks where an entity is absent).
 """
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
@@ -21,15 +17,7 @@ import torch
 from detectron2.data import transforms as T
 from detectron2.structures import Instances
 
-__all__ = [
-    "FrameTargets",
-    "build_shared_transform",
-    "sample_crop",
-    "shared_output_size",
-    "transform_frames",
-    "frames_to_instances",
-    "image_to_tensor",
-]
+__all__ = ["FrameTargets", "augment_clip", "frames_to_instances", "image_to_tensor"]
 
 
 @dataclass
@@ -113,87 +101,47 @@ def _apply_label_map(tfm: T.Transform, label_map: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.rint(out).astype(np.int64))
 
 
-def build_shared_transform(
-    image_size: Tuple[int, int],
-    target_size: Tuple[int, int],
-    scale: float,
-    flip: bool,
-) -> T.TransformList:
-    """Flip (optional) + large-scale-jitter resize, identical for every frame of a clip.
-
-    The resize has :class:`detectron2.data.transforms.ResizeScale` semantics: the image is scaled,
-    keeping its aspect ratio, so that it fits inside ``target_size * scale``.
-    """
-    h, w = int(image_size[0]), int(image_size[1])
-    tfms: List[T.Transform] = []
-    if flip:
-        tfms.append(T.HFlipTransform(w))
-    # ResizeScale with min == max is the deterministic resize for this scale.
-    resize_aug = T.ResizeScale(
-        min_scale=scale, max_scale=scale, target_height=int(target_size[0]),
-        target_width=int(target_size[1]),
-    )
-    tfms.append(resize_aug.get_transform(np.empty((h, w, 0), dtype=np.uint8)))
-    return T.TransformList(tfms)
-
-
-def shared_output_size(shared: T.TransformList, image_size: Tuple[int, int]) -> Tuple[int, int]:
-    """(H, W) after the flip + resize of :func:`build_shared_transform`."""
-    h, w = int(image_size[0]), int(image_size[1])
-    for tfm in shared.transforms:
-        if isinstance(tfm, T.ResizeTransform):
-            h, w = int(tfm.new_h), int(tfm.new_w)
-    return h, w
-
-
-def sample_crop(
-    image_size: Tuple[int, int],
-    crop_size: Tuple[int, int],
-    random: bool = True,
-    rng: Optional[np.random.RandomState] = None,
-) -> T.CropTransform:
-    """A crop of at most ``crop_size`` (H, W) at a random position (no padding).
-
-    Like :class:`detectron2.data.transforms.FixedSizeCrop` with ``pad=False`` but the vertical and
-    horizontal offsets are drawn independently. ``random=False``: top-left crop.
-    """
-    h, w = int(image_size[0]), int(image_size[1])
-    ch, cw = min(int(crop_size[0]), h), min(int(crop_size[1]), w)
-    if random:
-        rng = rng if rng is not None else np.random
-        y0 = int(rng.randint(0, h - ch + 1))
-        x0 = int(rng.randint(0, w - cw + 1))
-    else:
-        y0 = x0 = 0
-    return T.CropTransform(x0, y0, cw, ch, w, h)
-
-
-def transform_frames(
+def augment_clip(
     images: Sequence[np.ndarray],
     targets: Sequence[Optional[FrameTargets]],
-    shared: T.Transform,
-    crops: Sequence[T.Transform],
+    shared: T.AugmentationList,
+    per_frame: T.AugmentationList,
+    independent_frames: bool = True,
 ) -> Tuple[List[np.ndarray], List[Optional[FrameTargets]]]:
-    """Apply ``shared`` then ``crops[i]`` to frame ``i`` (image and targets).
+    """Augment the frames of a clip: ``shared`` sampled once, ``per_frame`` once per frame.
 
-    Frames given as the same object (a pseudo-video built from one image) go through the shared
-    transform once.
+    Args:
+        images: T frames, HWC uint8. A pseudo-video passes the same array T times: it goes
+            through the shared transforms once.
+        targets: T :class:`FrameTargets` (or None) at the size of their frame.
+        shared: e.g. flip + scale jitter, drawn on frame 0 and applied to every frame.
+        per_frame: e.g. a crop, drawn for every frame (``independent_frames``, pseudo-videos) or
+            drawn on frame 0 and repeated (real videos keep one camera).
+
+    Returns:
+        the augmented frames and targets.
     """
-    if not (len(images) == len(targets) == len(crops)):
-        raise ValueError(
-            f"transform_frames: {len(images)} images, {len(targets)} targets, {len(crops)} crops"
-        )
+    if len(images) != len(targets) or not images:
+        raise ValueError(f"augment_clip: {len(images)} images and {len(targets)} targets")
+    first = T.AugInput(np.ascontiguousarray(images[0]))
+    shared_tf = shared(first)
     cache = {}
+    frame_tf = None
     out_images, out_targets = [], []
-    for image, tgt, crop in zip(images, targets, crops):
+    for image, tgt in zip(images, targets):
         key = (id(image), id(tgt))
         if key not in cache:
-            img_t = np.ascontiguousarray(shared.apply_image(np.ascontiguousarray(image)))
-            tgt_t = tgt.apply(shared) if tgt is not None else None
-            cache[key] = (img_t, tgt_t)
+            img_t = first.image if image is images[0] else shared_tf.apply_image(image)
+            tgt_t = tgt.apply(shared_tf) if tgt is not None else None
+            cache[key] = (np.ascontiguousarray(img_t), tgt_t)
         img_t, tgt_t = cache[key]
-        out_images.append(np.ascontiguousarray(crop.apply_image(img_t)))
-        out_targets.append(tgt_t.apply(crop) if tgt_t is not None else None)
+        if independent_frames or frame_tf is None:
+            frame_input = T.AugInput(img_t)
+            frame_tf = per_frame(frame_input)
+            out_images.append(np.ascontiguousarray(frame_input.image))
+        else:
+            out_images.append(np.ascontiguousarray(frame_tf.apply_image(img_t)))
+        out_targets.append(tgt_t.apply(frame_tf) if tgt_t is not None else None)
     return out_images, out_targets
 
 

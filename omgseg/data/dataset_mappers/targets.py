@@ -1,77 +1,41 @@
-"""Reading images and turning Detectron2 dataset records into :class:`FrameTargets`.
+"""Turning the ground truth of a Detectron2 dataset record into :class:`FrameTargets`.
 
 Three record types are understood (the ``task`` of the mapped sample):
 
 * ``panoptic``: ``pan_seg_file_name`` (COCO RGB-encoded ids) + ``segments_info``; one entity per
-  non-crowd segment, identity = segment id, class = (contiguous) ``category_id``.
-* ``instance``: ``annotations`` with polygon / RLE / bitmask ``segmentation``; one entity per
-  non-crowd annotation, identity = annotation index.
+  non-crowd segment, identity = segment id, class = (contiguous) ``category_id``. The ids of
+  ``segments_info`` and of the PNG must agree (an error names both sides otherwise). An empty
+  ``segments_info`` is an all-void image (no PNG needed); it trains every query towards void.
+* ``instance``: ``annotations`` in Detectron2's format (``bbox``, ``bbox_mode``, ``category_id``,
+  polygon / RLE / bitmask ``segmentation``), decoded by Detectron2's
+  ``annotations_to_instances``; one entity per non-crowd annotation, identity = its index.
 * ``semantic``: ``sem_seg_file_name``; one entity per class present, identity = class id;
   ``ignore_label`` (255) is not a target.
 """
-import os
+from collections import Counter
 from typing import Optional, Tuple
 
 import numpy as np
 import pycocotools.mask as mask_util
 from panopticapi.utils import rgb2id
-from PIL import Image
 
 from detectron2.data import MetadataCatalog
 from detectron2.data import detection_utils as utils
-from detectron2.structures.masks import polygons_to_bitmask
 
 from .clip_transforms import FrameTargets
+from .image_io import describe_record, read_label_image
 
 __all__ = [
-    "read_image_checked",
     "record_task",
     "load_frame_targets",
+    "check_panoptic_ground_truth",
     "vocabulary_size",
     "TASKS",
 ]
 
 TASKS = ("panoptic", "instance", "semantic")
-
-
-def _describe(dataset_dict: dict) -> str:
-    return f"record {dataset_dict.get('file_name', '<no file_name>')!r}"
-
-
-def _read(file_name: str, field: str, fmt: Optional[str]) -> np.ndarray:
-    """read_image with errors that name the file and the record field."""
-    if not isinstance(file_name, str) or not file_name:
-        raise ValueError(f"Record field '{field}' must be a file path, got {file_name!r}")
-    try:
-        return utils.read_image(file_name, format=fmt)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"File not found: {file_name} (record field '{field}')") from e
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        if not os.path.exists(file_name):
-            raise FileNotFoundError(f"File not found: {file_name} (record field '{field}')") from e
-        raise ValueError(
-            f"Cannot decode {file_name} (record field '{field}'): {type(e).__name__}: {e}"
-        ) from e
-
-
-def read_image_checked(
-    dataset_dict: dict, image_format: str, field: str = "file_name"
-) -> np.ndarray:
-    """Read ``dataset_dict[field]`` as an HWC uint8 image in ``image_format``; check the size.
-
-    Grayscale / RGBA / palette files come back with 3 channels for RGB / BGR formats.
-    Fills ``height`` / ``width`` when the record lacks them.
-    """
-    if field not in dataset_dict:
-        raise ValueError(f"{_describe(dataset_dict)} has no '{field}' field")
-    file_name = dataset_dict[field]
-    image = _read(file_name, field, image_format)
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image_format in ("RGB", "BGR") and image.shape[2] != 3:
-        raise ValueError(f"{file_name}: expected 3 channels, got shape {image.shape}")
-    utils.check_image_size(dataset_dict, image)
-    return image
+# At most this many ids are listed in an error message.
+_MAX_LISTED = 10
 
 
 def record_task(dataset_dict: dict) -> str:
@@ -86,7 +50,7 @@ def record_task(dataset_dict: dict) -> str:
     if "sem_seg_file_name" in dataset_dict:
         return "semantic"
     raise ValueError(
-        f"{_describe(dataset_dict)} has no ground truth: expected one of 'segments_info' "
+        f"{describe_record(dataset_dict)} has no ground truth: expected one of 'segments_info' "
         f"(+ 'pan_seg_file_name'), 'annotations' or 'sem_seg_file_name'"
     )
 
@@ -107,11 +71,13 @@ def _check_class(cat, num_classes: Optional[int], dataset_dict: dict, field: str
     try:
         cat_int = int(cat)
     except (TypeError, ValueError):
-        raise ValueError(f"{_describe(dataset_dict)}: non-integer category id {cat!r} in '{field}'")
+        raise ValueError(
+            f"{describe_record(dataset_dict)}: non-integer category id {cat!r} in '{field}'"
+        ) from None
     if cat_int < 0 or (num_classes is not None and cat_int >= num_classes):
         voc = f"[0, {num_classes})" if num_classes is not None else "non-negative ids"
         raise ValueError(
-            f"{_describe(dataset_dict)}: category id {cat_int} in '{field}' is outside the "
+            f"{describe_record(dataset_dict)}: category id {cat_int} in '{field}' is outside the "
             f"vocabulary of dataset '{dataset_dict.get('dataset_name', '')}' ({voc})"
         )
     return cat_int
@@ -125,88 +91,134 @@ def _check_gt_size(arr: np.ndarray, image_size: Tuple[int, int], file_name: str,
         )
 
 
+def _listed(ids) -> str:
+    ids = sorted(int(i) for i in ids)
+    more = f" and {len(ids) - _MAX_LISTED} more" if len(ids) > _MAX_LISTED else ""
+    return f"{ids[:_MAX_LISTED]}{more}"
+
+
 def _panoptic_targets(dataset_dict, image_size, num_classes) -> FrameTargets:
     segments = dataset_dict.get("segments_info")
     if segments is None:
-        raise ValueError(f"{_describe(dataset_dict)}: panoptic record without 'segments_info'")
-    if "pan_seg_file_name" not in dataset_dict:
-        raise ValueError(f"{_describe(dataset_dict)}: panoptic record without 'pan_seg_file_name'")
-    if len(segments) == 0:
         raise ValueError(
-            f"{_describe(dataset_dict)}: empty 'segments_info' (panoptic file "
-            f"{dataset_dict['pan_seg_file_name']})"
+            f"{describe_record(dataset_dict)}: panoptic record without 'segments_info'"
         )
-    pan_file = dataset_dict["pan_seg_file_name"]
-    pan = _read(pan_file, "pan_seg_file_name", "RGB")
-    _check_gt_size(pan, image_size, pan_file, "pan_seg_file_name")
-    pan_ids = rgb2id(pan.astype(np.int64))
-
+    for s in segments:  # crowd segments are checked too
+        _check_class(s["category_id"], num_classes, dataset_dict, "segments_info")
     keep = [s for s in segments if not s.get("iscrowd", 0)]
     ids = np.array([int(s["id"]) for s in keep], dtype=np.int64)
-    classes = np.array(
-        [_check_class(s["category_id"], num_classes, dataset_dict, "segments_info") for s in keep],
-        dtype=np.int64,
-    )
-    for s in segments:  # crowd segments are still checked
-        _check_class(s["category_id"], num_classes, dataset_dict, "segments_info")
+    classes = np.array([int(s["category_id"]) for s in keep], dtype=np.int64)
+    pan_file = dataset_dict.get("pan_seg_file_name")
+    if pan_file is None:
+        if segments:
+            raise ValueError(
+                f"{describe_record(dataset_dict)}: panoptic record with segments but without "
+                f"'pan_seg_file_name'"
+            )
+        # An image listed without ground truth: all void.
+        empty = np.zeros(tuple(image_size), dtype=np.uint8)
+        return FrameTargets(ids, classes, label_map=empty, values=np.zeros((0,), np.int64))
+
+    png_ids, inverse, shape = _read_panoptic_png(dataset_dict, image_size)
     # Compact index map: entity k -> k + 1, everything else (void, crowd) -> 0.
-    dtype = np.uint8 if len(keep) < 255 else np.int32
-    index_map = np.zeros(pan_ids.shape, dtype=dtype)
-    for k, sid in enumerate(ids):
-        index_map[pan_ids == sid] = k + 1
+    lookup = np.zeros(len(png_ids), dtype=np.uint8 if len(keep) < 255 else np.int32)
+    lookup[np.searchsorted(png_ids, ids)] = np.arange(1, len(keep) + 1)
+    index_map = lookup[inverse.reshape(-1)].reshape(shape)
     return FrameTargets(ids, classes, label_map=index_map, values=np.arange(1, len(keep) + 1))
 
 
-def _decode_segmentation(segm, h: int, w: int, dataset_dict: dict, index: int) -> np.ndarray:
-    where = f"{_describe(dataset_dict)}, annotations[{index}]['segmentation']"
+def _read_panoptic_png(dataset_dict, image_size) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int]]:
+    """Read the record's panoptic PNG and check it against its ``segments_info`` (size, ids in
+    both directions, duplicates). Returns (sorted PNG ids, inverse index, (H, W))."""
+    segments = dataset_dict["segments_info"]
+    pan_file = dataset_dict["pan_seg_file_name"]
+    pan = read_label_image(pan_file, "pan_seg_file_name", "RGB")
+    _check_gt_size(pan, image_size, pan_file, "pan_seg_file_name")
+    png_ids, inverse = np.unique(rgb2id(pan.astype(np.int64)), return_inverse=True)
+    json_ids = [int(s["id"]) for s in segments]
+    duplicated = {i for i, n in Counter(json_ids).items() if n > 1}
+    missing = set(json_ids) - set(png_ids.tolist())
+    unlisted = set(png_ids.tolist()) - set(json_ids) - {0}
+    if duplicated or missing or unlisted:
+        problems = []
+        if duplicated:
+            problems.append(f"segment ids listed twice in 'segments_info': {_listed(duplicated)}")
+        if missing:
+            problems.append(f"ids in 'segments_info' absent from the PNG: {_listed(missing)}")
+        if unlisted:
+            problems.append(f"non-zero ids in the PNG absent from 'segments_info': "
+                            f"{_listed(unlisted)}")
+        raise ValueError(
+            f"{pan_file} (record field 'pan_seg_file_name') does not match the 'segments_info' of "
+            f"{describe_record(dataset_dict)}: " + "; ".join(problems)
+        )
+    return png_ids, inverse, tuple(pan.shape[:2])
+
+
+def check_panoptic_ground_truth(dataset_dict: dict, image_size: Tuple[int, int]) -> None:
+    """Raise a ValueError naming the PNG and the record when a panoptic record's PNG does not
+    match its ``segments_info`` (panopticapi would otherwise skip or miscount those segments and
+    ground truth scored against itself would fall below PQ 100). No-op for other records."""
+    if dataset_dict.get("pan_seg_file_name") and dataset_dict.get("segments_info") is not None:
+        _read_panoptic_png(dataset_dict, image_size)
+
+
+def _segmentation_view(segm, h: int, w: int, where: str):
+    """Validate one ``segmentation`` and put it in a form ``annotations_to_instances`` decodes:
+    polygons (degenerate ones dropped), compressed RLE, or a 2-D array."""
     if isinstance(segm, list):
         polygons = [np.asarray(p, dtype=np.float64).reshape(-1) for p in segm]
-        polygons = [p for p in polygons if len(p) >= 6]
-        if not polygons:
-            return np.zeros((h, w), dtype=np.uint8)
-        return polygons_to_bitmask(polygons, h, w).astype(np.uint8)
+        for p in polygons:
+            if len(p) % 2:
+                raise ValueError(f"{where}: a polygon has an odd number of coordinates ({len(p)})")
+        return [p for p in polygons if len(p) >= 6]
     if isinstance(segm, dict):
         if "counts" not in segm or "size" not in segm:
             raise ValueError(f"{where}: RLE needs 'counts' and 'size'")
         if tuple(segm["size"]) != (h, w):
             raise ValueError(f"{where}: RLE size {tuple(segm['size'])} != image size {(h, w)}")
-        rle = segm
         if isinstance(segm["counts"], list):  # uncompressed RLE
-            rle = mask_util.frPyObjects(segm, h, w)
-        return mask_util.decode(rle).astype(np.uint8)
+            return mask_util.frPyObjects(segm, h, w)
+        return segm
     if isinstance(segm, np.ndarray):
         if segm.shape != (h, w):
             raise ValueError(f"{where}: mask shape {segm.shape} != image size {(h, w)}")
-        return (segm != 0).astype(np.uint8)
+        return segm != 0
     raise ValueError(f"{where}: unsupported segmentation of type {type(segm).__name__}")
 
 
 def _instance_targets(dataset_dict, image_size, num_classes) -> FrameTargets:
     annos = dataset_dict.get("annotations")
     if annos is None:
-        raise ValueError(f"{_describe(dataset_dict)}: instance record without 'annotations'")
+        raise ValueError(f"{describe_record(dataset_dict)}: instance record without 'annotations'")
     h, w = image_size
-    ids, classes, masks = [], [], []
+    ids, views = [], []
     for i, anno in enumerate(annos):
         if anno.get("iscrowd", 0):
             continue
-        if "segmentation" not in anno:
-            raise ValueError(f"{_describe(dataset_dict)}: annotations[{i}] has no 'segmentation'")
-        cat = anno.get("category_id")
-        classes.append(_check_class(cat, num_classes, dataset_dict, "annotations"))
+        where = f"{describe_record(dataset_dict)}, annotations[{i}]"
+        for key in ("segmentation", "bbox", "bbox_mode", "category_id"):
+            if key not in anno:
+                raise ValueError(f"{where} has no '{key}' (Detectron2's instance format)")
+        view = dict(anno, segmentation=_segmentation_view(anno["segmentation"], h, w, where))
+        view["category_id"] = _check_class(anno["category_id"], num_classes, dataset_dict,
+                                           "annotations")
+        views.append(view)
         ids.append(i)
-        masks.append(_decode_segmentation(anno["segmentation"], h, w, dataset_dict, i))
-    stack = np.stack(masks, axis=2) if masks else np.zeros((h, w, 0), dtype=np.uint8)
-    return FrameTargets(
-        np.array(ids, dtype=np.int64), np.array(classes, dtype=np.int64), masks=stack
-    )
+    if not views:
+        return FrameTargets([], [], masks=np.zeros((h, w, 0), dtype=np.uint8))
+    instances = utils.annotations_to_instances(views, (h, w), mask_format="bitmask")
+    masks = instances.gt_masks.tensor.numpy().astype(np.uint8).transpose(1, 2, 0)
+    return FrameTargets(ids, instances.gt_classes.numpy(), masks=np.ascontiguousarray(masks))
 
 
 def _semantic_targets(dataset_dict, image_size, num_classes, ignore_label) -> FrameTargets:
     if "sem_seg_file_name" not in dataset_dict:
-        raise ValueError(f"{_describe(dataset_dict)}: semantic record without 'sem_seg_file_name'")
+        raise ValueError(
+            f"{describe_record(dataset_dict)}: semantic record without 'sem_seg_file_name'"
+        )
     sem_file = dataset_dict["sem_seg_file_name"]
-    sem = _read(sem_file, "sem_seg_file_name", None)  # raw values ("P" / "L" / "I;16" modes)
+    sem = read_label_image(sem_file, "sem_seg_file_name", None)  # raw values (L / P / I;16)
     if sem.ndim == 3:
         if sem.shape[2] != 1:
             raise ValueError(
@@ -239,4 +251,6 @@ def load_frame_targets(
         return _instance_targets(dataset_dict, image_size, num_classes)
     if task == "semantic":
         return _semantic_targets(dataset_dict, image_size, num_classes, ignore_label)
-    raise ValueError(f"{_describe(dataset_dict)}: unknown task {task!r} (expected one of {TASKS})")
+    raise ValueError(
+        f"{describe_record(dataset_dict)}: unknown task {task!r} (expected one of {TASKS})"
+    )

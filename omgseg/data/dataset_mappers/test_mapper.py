@@ -1,23 +1,28 @@
-"""Inference mapper for image datasets (T = 1): shortest-edge resize, Detectron2's input dict."""
+"""Inference mapper for image datasets (T = 1): Detectron2's ``DatasetMapper`` with our reader."""
 import copy
 
-import numpy as np
-
 from detectron2.config import configurable
+from detectron2.data import DatasetMapper
 from detectron2.data import transforms as T
 
 from .clip_transforms import image_to_tensor
-from .targets import read_image_checked
+from .image_io import read_image_checked
+from .targets import check_panoptic_ground_truth
 
 __all__ = ["OMGTestDatasetMapper"]
 
 
-class OMGTestDatasetMapper:
-    """``{"image": uint8 [3, H, W], "height", "width", "file_name", "image_id", "dataset_name"}``.
+class OMGTestDatasetMapper(DatasetMapper):
+    """Detectron2's test-time ``DatasetMapper`` (its augmentations: ``ResizeShortestEdge(
+    MIN_SIZE_TEST, MAX_SIZE_TEST)``, none when ``MIN_SIZE_TEST`` is 0), reading images with
+    :func:`read_image_checked` (16-bit, EXIF and size checks) and stamping ``dataset_name``.
 
-    ``height`` / ``width`` are the original size (the model resizes its outputs back to it).
-    ``dataset_name`` is the record's, else the one given at construction (it selects the
-    vocabulary in the model).
+    A panoptic record's PNG is checked against its ``segments_info`` (an error naming the PNG, as
+    in training): the evaluator scores that ground truth, and a mismatch would silently lower PQ.
+
+    Output: the record (without ``annotations`` / ``sem_seg_file_name``, as Detectron2) plus
+    ``"image"``: uint8 [3, H, W] and ``"dataset_name"`` (the record's, else the one given here:
+    it selects the vocabulary in the model). ``height`` / ``width`` are the original size.
     """
 
     @configurable
@@ -25,43 +30,33 @@ class OMGTestDatasetMapper:
         self,
         is_train: bool = False,
         *,
-        min_size: int,
-        max_size: int,
+        augmentations,
         image_format: str,
         dataset_name: str = "",
     ):
         if is_train:
             raise ValueError("OMGTestDatasetMapper is an inference mapper (is_train must be False)")
-        self.is_train = False
-        self.min_size = int(min_size)
-        self.max_size = int(max_size)
-        self.image_format = image_format
+        super().__init__(False, augmentations=augmentations, image_format=image_format)
         self.dataset_name = dataset_name or ""
-        # MIN_SIZE_TEST == 0 disables resizing (Detectron2 convention).
-        self.resize = (
-            T.ResizeShortestEdge(self.min_size, self.max_size) if self.min_size > 0 else None
-        )
 
     @classmethod
     def from_config(cls, cfg, is_train: bool = False, dataset_name: str = ""):
+        ret = DatasetMapper.from_config(cfg, is_train=False)
         return {
             "is_train": is_train,
-            "min_size": cfg.INPUT.MIN_SIZE_TEST,
-            "max_size": cfg.INPUT.MAX_SIZE_TEST,
-            "image_format": cfg.INPUT.FORMAT,
+            "augmentations": ret["augmentations"],
+            "image_format": ret["image_format"],
             "dataset_name": dataset_name,
         }
 
     def __call__(self, dataset_dict: dict) -> dict:
         dataset_dict = copy.copy(dataset_dict)
         image = read_image_checked(dataset_dict, self.image_format)
-        if self.resize is not None:
-            image = self.resize.get_transform(image).apply_image(image)
-        return {
-            "image": image_to_tensor(np.ascontiguousarray(image)),
-            "height": int(dataset_dict["height"]),
-            "width": int(dataset_dict["width"]),
-            "file_name": dataset_dict["file_name"],
-            "image_id": dataset_dict.get("image_id", dataset_dict["file_name"]),
-            "dataset_name": dataset_dict.get("dataset_name") or self.dataset_name,
-        }
+        check_panoptic_ground_truth(dataset_dict, image.shape[:2])
+        aug_input = T.AugInput(image)
+        self.augmentations(aug_input)
+        dataset_dict["image"] = image_to_tensor(aug_input.image)
+        dataset_dict["dataset_name"] = dataset_dict.get("dataset_name") or self.dataset_name
+        dataset_dict.pop("annotations", None)
+        dataset_dict.pop("sem_seg_file_name", None)
+        return dataset_dict

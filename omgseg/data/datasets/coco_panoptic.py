@@ -7,14 +7,12 @@ Records (one per image)::
 
 The same loader serves ADE20K panoptic and the synthetic OMG-Shapes benchmark.
 """
-import json
 import logging
 import os
 from typing import Dict, List, Optional
 
 from detectron2.data.datasets.builtin_meta import COCO_CATEGORIES
 
-from .panoptic_conversions import ensure_instances_json, ensure_semantic_dir
 from .utils import (
     convert_segment_category,
     image_id_from,
@@ -23,6 +21,7 @@ from .utils import (
     require_dir,
     require_file,
 )
+from .validation import check_unique_ids, load_json
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +33,6 @@ __all__ = [
     "register_panoptic_with_sem_seg",
     "register_all_coco_panoptic",
     "register_all_coco_sam",
-    "coco_sample_dir",
-    "prepare_coco_panoptic_sample",
     "register_coco_panoptic_sample",
 ]
 
@@ -60,41 +57,75 @@ def load_panoptic_json(
 ) -> List[Dict]:
     """Load a COCO-format panoptic json (+ PNG directory, + optional semantic PNG directory).
 
-    Image file names come from the json's ``images`` list (falling back to the PNG stem +
-    ``image_ext``). Category ids are converted with ``meta``'s ``thing_/stuff_dataset_id_to_
-    contiguous_id``; an unknown id raises ValueError naming the file and the id.
+    One record per entry of the json's ``images`` list, with its file name and size (without an
+    ``images`` list: one per annotation entry, image = PNG stem + ``image_ext``). An image without
+    an annotation entry has no PNG: it is kept as an unlabelled (all-void) image with an empty
+    ``segments_info`` and a warning counts them (training drops it with
+    ``DATALOADER.FILTER_EMPTY_ANNOTATIONS``). Category ids are converted with ``meta``'s
+    ``thing_/stuff_dataset_id_to_contiguous_id``. Malformed JSON, duplicate image ids, two
+    annotation entries for one image, an entry for an image not in ``images`` and unknown
+    category ids are errors naming the json and the ids.
+
+    Detectron2's ``load_coco_panoptic_json`` is not wrapped: it requires integer image ids (ADE20K
+    uses strings) and ``.jpg`` images, and skips images without an annotation entry.
     """
     require_file(json_file, "Panoptic annotation json", prepare_hint)
     require_dir(image_dir, "Image directory")
     require_dir(gt_dir, "Panoptic PNG directory", prepare_hint)
     if semseg_dir is not None:
         require_dir(semseg_dir, "Semantic PNG directory", prepare_hint or PREPARE_COCO_SEMANTIC)
-    with open(json_file) as f:
-        data = json.load(f)
-    images = {img["id"]: img for img in data.get("images", [])}
-    records = []
-    for ann in data["annotations"]:
-        image_id = ann["image_id"]
-        img = images.get(image_id)
-        stem = os.path.splitext(ann["file_name"])[0]
-        image_name = img["file_name"] if img is not None else stem + image_ext
-        source = f"{json_file} (image {image_id})"
+    data = load_json(json_file)
+    if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
+        raise ValueError(f"{json_file}: not a COCO panoptic json (no 'annotations' list)")
+    if not data["annotations"]:
+        raise ValueError(f"{json_file} has no annotations")
+    check_unique_ids((a["image_id"] for a in data["annotations"]), json_file,
+                     "image id of an annotation entry")
+    anns = {a["image_id"]: a for a in data["annotations"]}
+    images = data.get("images")
+    if images is None:
+        entries = [(None, a) for a in data["annotations"]]
+    else:
+        check_unique_ids((img["id"] for img in images), json_file, "image id")
+        orphans = set(anns) - {img["id"] for img in images}
+        if orphans:
+            raise ValueError(f"{json_file}: annotation entries for image ids that are not in "
+                             f"'images': {sorted(orphans, key=str)[:10]}")
+        entries = [(img, anns.get(img["id"])) for img in images]
+
+    records, unannotated = [], []
+    for img, ann in entries:
+        image_id = img["id"] if img is not None else ann["image_id"]
+        stem = os.path.splitext(ann["file_name"] if ann is not None else img["file_name"])[0]
         record = {
-            "file_name": os.path.join(image_dir, image_name),
+            "file_name": os.path.join(image_dir, img["file_name"] if img else stem + image_ext),
             "image_id": image_id_from(image_id),
-            "pan_seg_file_name": os.path.join(gt_dir, ann["file_name"]),
-            "segments_info": [
-                convert_segment_category(s, meta, source) for s in ann["segments_info"]
-            ],
         }
         if img is not None:
             record["height"], record["width"] = int(img["height"]), int(img["width"])
-        if semseg_dir is not None:
-            record["sem_seg_file_name"] = os.path.join(semseg_dir, stem + ".png")
+        sem_file = os.path.join(semseg_dir, stem + ".png") if semseg_dir is not None else None
+        if ann is None:
+            unannotated.append(image_id)
+            record["segments_info"] = []
+            if sem_file is not None and os.path.isfile(sem_file):
+                record["sem_seg_file_name"] = sem_file
+            records.append(record)
+            continue
+        source = f"{json_file} (image {image_id})"
+        record["pan_seg_file_name"] = os.path.join(gt_dir, ann["file_name"])
+        record["segments_info"] = [
+            convert_segment_category(s, meta, source) for s in ann["segments_info"]
+        ]
+        if sem_file is not None:
+            record["sem_seg_file_name"] = sem_file
         records.append(record)
-    if not records:
-        raise ValueError(f"{json_file} has no annotations")
-    first = records[0]
+    if unannotated:
+        logger.warning(
+            f"{json_file}: {len(unannotated)} of {len(records)} images have no annotation entry "
+            f"(no panoptic PNG) and are kept as unlabelled, all-void images: "
+            f"{sorted(unannotated, key=str)[:10]}"
+        )
+    first = next(r for r in records if "pan_seg_file_name" in r)
     require_file(first["file_name"], "Image")
     require_file(first["pan_seg_file_name"], "Panoptic PNG", prepare_hint)
     if semseg_dir is not None:
@@ -219,73 +250,21 @@ def register_all_coco_sam(root: str, prefix: str = "") -> List[str]:
 
 
 # ----------------------------------------------------------------------- the real COCO sample
-COCO_SAMPLE_NAME = "coco_panoptic_sample"
+PREPARE_COCO_SAMPLE = "datasets/prepare_coco_panoptic_sample.py"
 
 
-def coco_sample_dir() -> str:
-    """``$OMGSEG_COCO_SAMPLE``, else ``<repo>/../shared/data/coco-panoptic-sample``."""
-    env = os.getenv("OMGSEG_COCO_SAMPLE")
-    if env:
-        return os.path.expanduser(env)
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__)))))
-    return os.path.join(os.path.dirname(repo), "shared", "data", "coco-panoptic-sample")
+def register_coco_panoptic_sample(name: str, sample_dir: str, out_root: str) -> bool:
+    """Register a COCO panoptic sample folder (``input_images/``, ``panoptic_examples/``,
+    ``panoptic_examples.json``, read-only) as a COCO-panoptic-with-sem-seg dataset ``name``.
 
-
-def _sample_paths(sample_dir: str, out_root: str) -> Dict[str, str]:
-    return {
-        "image_root": os.path.join(sample_dir, "input_images"),
-        "panoptic_root": os.path.join(sample_dir, "panoptic_examples"),
-        "panoptic_json": os.path.join(sample_dir, "panoptic_examples.json"),
-        "categories_json": os.path.join(sample_dir, "panoptic_coco_categories.json"),
-        "sem_seg_root": os.path.join(out_root, "panoptic_semseg"),
-        "json_file": os.path.join(out_root, "instances.json"),
-    }
-
-
-def prepare_coco_panoptic_sample(sample_dir: str, out_root: str) -> Dict[str, bool]:
-    """Derive the sample's semantic PNGs and things-only instances json into ``out_root``
-    (``$DETECTRON2_DATASETS/coco_panoptic_sample``) if absent. The sample folder is read-only."""
-    p = _sample_paths(sample_dir, out_root)
-    hint = "datasets/prepare_coco_panoptic_sample.py"
-    require_file(p["panoptic_json"], "COCO sample panoptic json", hint)
-    require_dir(p["panoptic_root"], "COCO sample panoptic PNG directory", hint)
-    id_map = get_coco_panoptic_metadata()["stuff_dataset_id_to_contiguous_id"]
-    return {
-        "semantic": ensure_semantic_dir(p["panoptic_json"], p["panoptic_root"], p["sem_seg_root"],
-                                        id_map),
-        "instances": ensure_instances_json(p["panoptic_json"], p["panoptic_root"], p["json_file"]),
-    }
-
-
-def _load_coco_sample(sample_dir: str, out_root: str, meta: Dict) -> List[Dict]:
-    prepare_coco_panoptic_sample(sample_dir, out_root)
-    p = _sample_paths(sample_dir, out_root)
-    return load_panoptic_json(p["panoptic_json"], p["image_root"], p["panoptic_root"],
-                              p["sem_seg_root"], meta)
-
-
-def register_coco_panoptic_sample(
-    root: str, sample_dir: Optional[str] = None, name: str = COCO_SAMPLE_NAME
-) -> bool:
-    """Register the real COCO sample as a COCO-panoptic-with-sem-seg dataset. Derived files go
-    to ``<root>/coco_panoptic_sample/`` and are created on first load."""
-    sample_dir = sample_dir or coco_sample_dir()
-    out_root = os.path.join(root, "coco_panoptic_sample")
-    meta = get_coco_panoptic_metadata()
-    p = _sample_paths(sample_dir, out_root)
-    return register_dataset(
-        name,
-        lambda: _load_coco_sample(sample_dir, out_root, meta),
-        dict(
-            meta,
-            image_root=p["image_root"],
-            panoptic_root=p["panoptic_root"],
-            panoptic_json=p["panoptic_json"],
-            sem_seg_root=p["sem_seg_root"],
-            json_file=p["json_file"],
-            evaluator_type="coco_panoptic_seg",
-            ignore_label=255,
-            label_divisor=1000,
-        ),
+    Its semantic PNGs and things-only instances json are read from ``out_root``
+    (``panoptic_semseg/``, ``instances.json``), written there beforehand by
+    ``datasets/prepare_coco_panoptic_sample.py --sample-dir SAMPLE_DIR --out OUT_ROOT``.
+    """
+    sem_seg_root = os.path.join(out_root, "panoptic_semseg")
+    return register_panoptic_with_sem_seg(
+        name, get_coco_panoptic_metadata(), os.path.join(sample_dir, "input_images"),
+        os.path.join(sample_dir, "panoptic_examples"),
+        os.path.join(sample_dir, "panoptic_examples.json"), sem_seg_root,
+        os.path.join(out_root, "instances.json"), prepare_hint=PREPARE_COCO_SAMPLE,
     )

@@ -1,13 +1,14 @@
-"""The synthetic OMG-Shapes benchmark (``omgseg.data.synthetic``), loaded by the same loaders as
-the real datasets. Root: ``<root>/omg_shapes`` (generate with ``datasets/prepare_synthetic.py``)."""
+"""The synthetic OMG-Shapes benchmark (generator: ``omgseg.synthetic``), loaded by the same
+loaders as the real datasets. Root: ``<root>/omg_shapes`` (generate with
+``datasets/prepare_synthetic.py``)."""
 import os
 from typing import Dict, List
 
 from detectron2.data.datasets import load_coco_json, load_sem_seg
 
-from ..synthetic.categories import OMG_SHAPES_CATEGORIES
 from .coco_panoptic import register_panoptic_with_sem_seg
 from .davis import get_davis_metadata, register_davis
+from .omg_shapes_categories import OMG_SHAPES_CATEGORIES
 from .utils import (
     instance_metadata,
     panoptic_metadata,
@@ -16,6 +17,7 @@ from .utils import (
     require_file,
 )
 from .vipseg import register_video_panoptic
+from .validation import check_coco_instances_json
 from .ytvis import register_ytvis_instances
 
 __all__ = ["get_omg_shapes_metadata", "load_coco_instances", "register_all_omg_shapes",
@@ -38,9 +40,11 @@ def get_omg_shapes_metadata() -> Dict:
 
 def load_coco_instances(json_file: str, image_root: str, dataset_name: str,
                         prepare_hint: str = None) -> List[Dict]:
-    """Detectron2's ``load_coco_json`` with clear errors for missing files / unknown ids."""
+    """Detectron2's ``load_coco_json`` with clear errors for missing files, malformed JSON,
+    duplicate image / annotation ids and unknown category ids."""
     require_file(json_file, "COCO instances json", prepare_hint)
     require_dir(image_root, "Image directory", prepare_hint)
+    check_coco_instances_json(json_file)
     try:
         return load_coco_json(json_file, image_root, dataset_name)
     except KeyError as e:

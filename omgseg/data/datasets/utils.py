@@ -1,5 +1,6 @@
 """Shared helpers for dataset registration: the datasets root, clear missing-file errors,
 registration that never overwrites an existing name, metadata builders, atomic writes."""
+import functools
 import json
 import logging
 import os
@@ -58,14 +59,24 @@ def require_dir(path: str, what: str = "Directory", prepare: Optional[str] = Non
 def register_dataset(name: str, loader: Callable[[], List[dict]], metadata: Dict) -> bool:
     """Register ``loader`` and ``metadata`` under ``name`` unless the name already exists.
 
+    Every record the registered loader returns carries ``dataset_name`` = ``name``, so that
+    Detectron2's own ``get_detection_dataset_dicts`` / loader builders can be used directly.
     Returns True if registered, False if the name was taken (nothing is changed then).
     """
     if name in DatasetCatalog.list():
         logger.debug("Dataset %s is already registered; leaving it as it is.", name)
         return False
-    DatasetCatalog.register(name, loader)
+    DatasetCatalog.register(name, functools.partial(_load_stamped, loader, name))
     MetadataCatalog.get(name).set(**metadata)
     return True
+
+
+def _load_stamped(loader: Callable[[], List[dict]], name: str) -> List[dict]:
+    """``loader()`` with ``dataset_name`` set on every record (it selects the vocabulary)."""
+    records = loader()
+    for record in records:
+        record["dataset_name"] = name
+    return records
 
 
 def panoptic_metadata(categories: Sequence[Dict]) -> Dict:

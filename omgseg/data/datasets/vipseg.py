@@ -13,7 +13,6 @@ Record (one per video)::
                                    "area", ("bbox")}],
      "length": T, "height", "width"}
 """
-import json
 import logging
 import os
 from typing import Dict, List, Optional
@@ -26,6 +25,7 @@ from .utils import (
     require_dir,
     require_file,
 )
+from .validation import check_unique_ids, load_json
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +46,25 @@ def load_video_panoptic_json(
     require_file(json_file, "Video panoptic json", prepare_hint)
     require_dir(image_root, "Video frame directory", prepare_hint)
     require_dir(panoptic_root, "Video panoptic PNG directory", prepare_hint)
-    with open(json_file) as f:
-        data = json.load(f)
+    data = load_json(json_file)
+    if not isinstance(data, dict) or not isinstance(data.get("videos"), list):
+        raise ValueError(f"{json_file}: not a video panoptic json (no 'videos' list)")
+    check_unique_ids((v["video_id"] for v in data["videos"]), json_file, "video id")
+    check_unique_ids((a["video_id"] for a in data.get("annotations", [])), json_file,
+                     "annotations entry video id")
     anns_by_video = {a["video_id"]: a["annotations"] for a in data.get("annotations", [])}
     records = []
+    no_frames = [v["video_id"] for v in data["videos"] if not v["images"]]
+    if no_frames:
+        logger.warning(f"{json_file}: {len(no_frames)} videos list no frame and are left out: "
+                       f"{no_frames[:10]}")
     for video in data["videos"]:
         vid = video["video_id"]
         images = video["images"]
         if not images:
             continue
+        check_unique_ids((img["id"] for img in images), f"{json_file} (video {vid!r})",
+                         "frame id")
         frame_anns = anns_by_video.get(vid)
         if frame_anns is None:
             raise ValueError(f"{json_file}: video {vid!r} has no annotations entry")

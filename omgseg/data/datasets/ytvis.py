@@ -8,7 +8,6 @@ Record (one per video)::
 
 ``annotations`` is absent when the json has none (the official valid / test splits).
 """
-import json
 import logging
 import os
 from typing import Dict, List, Optional
@@ -18,6 +17,7 @@ from detectron2.structures import BoxMode
 
 from .builtin_categories import YTVIS_2019_CATEGORIES, YTVIS_2021_CATEGORIES
 from .utils import instance_metadata, register_dataset, require_dir, require_file
+from .validation import check_unique_ids, load_json
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +75,12 @@ def load_ytvis_json(json_file: str, image_root: str, dataset_name: Optional[str]
     ValueError naming the file and the id."""
     require_file(json_file, "YouTube-VIS json")
     require_dir(image_root, "YouTube-VIS image directory")
-    with open(json_file) as f:
-        data = json.load(f)
+    data = load_json(json_file)
+    if not isinstance(data, dict) or not isinstance(data.get("videos"), list):
+        raise ValueError(f"{json_file}: not a YouTube-VIS json (no 'videos' list)")
+    check_unique_ids((v["id"] for v in data["videos"]), json_file, "video id")
+    check_unique_ids((a["id"] for a in data.get("annotations") or [] if "id" in a), json_file,
+                     "annotation id")
     cats = sorted(data.get("categories") or [], key=lambda c: c["id"])
     meta = MetadataCatalog.get(dataset_name) if dataset_name else None
     if meta is not None and hasattr(meta, "thing_dataset_id_to_contiguous_id"):

@@ -19,6 +19,7 @@ from open_clip.modified_resnet import ModifiedResNet
 from open_clip.timm_model import TimmModel
 
 from ..clip.factory import build_clip_model, clip_model_key
+from ..clip.text_encoder import encode_text
 
 __all__ = ["OpenCLIPBackbone"]
 
@@ -58,7 +59,8 @@ class OpenCLIPBackbone(Backbone):
             pretrained: tag, local checkpoint path or "" (``MODEL.OMG.CLIP.PRETRAINED``).
             freeze: freeze the visual tower: no grads, always eval mode, forward under no_grad.
             clip_model, tokenizer: an already built OpenCLIP model / tokenizer to use instead of
-                building ``model_name`` (``pretrained`` then only names the weights in ``model_key``).
+                building ``model_name`` (``pretrained`` then only names the weights in
+                ``model_key``).
         """
         super().__init__()
         if clip_model is None:
@@ -73,7 +75,8 @@ class OpenCLIPBackbone(Backbone):
         self.freeze = bool(freeze)
 
         visual = clip_model.visual
-        if isinstance(visual, TimmModel) and hasattr(visual.trunk, "stem") and hasattr(visual.trunk, "stages"):
+        trunk = getattr(visual, "trunk", None)
+        if isinstance(visual, TimmModel) and hasattr(trunk, "stem") and hasattr(trunk, "stages"):
             self.arch = "convnext"
             channels = [int(info["num_chs"]) for info in visual.trunk.feature_info]
             strides = [int(info["reduction"]) for info in visual.trunk.feature_info]
@@ -118,7 +121,9 @@ class OpenCLIPBackbone(Backbone):
     @classmethod
     def from_config(cls, cfg, input_shape: Optional[ShapeSpec] = None):
         if input_shape is not None and input_shape.channels not in (None, 3):
-            raise ValueError(f"OpenCLIPBackbone takes 3-channel RGB input, got {input_shape.channels}")
+            raise ValueError(
+                f"OpenCLIPBackbone takes 3-channel RGB input, got {input_shape.channels}"
+            )
         return {
             "model_name": cfg.MODEL.OMG.CLIP.MODEL_NAME,
             "pretrained": cfg.MODEL.OMG.CLIP.PRETRAINED,
@@ -142,13 +147,16 @@ class OpenCLIPBackbone(Backbone):
 
     def output_shape(self) -> Dict[str, ShapeSpec]:
         return {
-            name: ShapeSpec(channels=self._out_feature_channels[name], stride=self._out_feature_strides[name])
+            name: ShapeSpec(
+                channels=self._out_feature_channels[name], stride=self._out_feature_strides[name]
+            )
             for name in self._out_features
         }
 
     # ---- visual tower ------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """x: [N, 3, H, W] normalised -> {"res2": [N, C2, H/4, W/4], ..., "res5": [N, C5, H/32, W/32]}."""
+        """x: [N, 3, H, W] normalised -> {"res2": [N, C2, H/4, W/4], ..., "res5": [N, C5, H/32,
+        W/32]}."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"OpenCLIPBackbone expects [N, 3, H, W] input, got {tuple(x.shape)}")
         if self.freeze:
@@ -185,7 +193,8 @@ class OpenCLIPBackbone(Backbone):
         return res5
 
     def clip_head(self, pooled: torch.Tensor) -> torch.Tensor:
-        """Frozen CLIP visual head on mask-pooled res5 features: [..., C5] -> [..., D] (unnormalised).
+        """Frozen CLIP visual head on mask-pooled res5 features: [..., C5] -> [..., D]
+        (unnormalised).
 
         ConvNeXt: ``trunk.head`` on a 1x1 map (its average pool is then an identity; what remains is
         the head LayerNorm over channels; the classifier was removed by OpenCLIP), then
@@ -206,7 +215,7 @@ class OpenCLIPBackbone(Backbone):
 
     # ---- text tower --------------------------------------------------------------------------
     def _move_text_tower(self, device: torch.device) -> None:
-        """Move every non-visual part of ``clip_model`` to ``device`` (the visual tower stays put)."""
+        """Move every non-visual part of ``clip_model`` to ``device`` (the visual tower stays)."""
         if device == self._text_device:
             return
         clip_model = self.clip_model
@@ -218,11 +227,12 @@ class OpenCLIPBackbone(Backbone):
         object.__setattr__(self, "_text_device", device)
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens [n, context] (from ``tokenizer``) -> text features [n, D] (not normalised)."""
+        """tokens [n, context] (from ``tokenizer``) -> text features [n, D] (not normalised), on
+        the context trimmed to the longest prompt where that gives the same features."""
         self._move_text_tower(tokens.device)
         self.clip_model.eval()
         with torch.no_grad():
-            return self.clip_model.encode_text(tokens).float()
+            return encode_text(self.clip_model, tokens).float()
 
     def _infer_text_dim(self) -> int:
         proj = getattr(self.clip_model, "text_projection", None)
@@ -237,4 +247,7 @@ class OpenCLIPBackbone(Backbone):
         return int(self.encode_text(tokens).shape[-1])
 
     def extra_repr(self) -> str:
-        return f"model_name={self.model_name!r}, pretrained={self.pretrained!r}, freeze={self.freeze}"
+        return (
+            f"model_name={self.model_name!r}, pretrained={self.pretrained!r}, "
+            f"freeze={self.freeze}"
+        )

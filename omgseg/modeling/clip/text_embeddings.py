@@ -1,11 +1,16 @@
-"""CLIP text-embedding bank: ViLD prompt ensembles per class synonym, cached on disk.
+"""CLIP text embeddings of class vocabularies: ViLD prompt ensembles, one memory + disk cache.
 
 For a vocabulary of K class names, each name is split into synonyms, every synonym is put into the
 14 ViLD templates, the prompts are encoded by the CLIP text tower and L2-normalised, averaged over
-the templates and normalised again. The result is ``[K, S, D]`` with S the largest synonym count;
-shorter synonym lists are padded by repeating their first synonym (so a max over synonyms is
-unaffected by the padding).
+the templates and normalised again (the official ``tools/gen_cls.py``). The result is
+``[K, S, D]`` with S the largest synonym count; shorter synonym lists are padded by repeating their
+first synonym (so a max over synonyms is unaffected by the padding).
+
+:class:`TextEmbeddingCache` is the only store of these tensors: an in-memory LRU over one file per
+(CLIP model key, vocabulary) on disk. A model owns one; switching its vocabulary only encodes
+vocabularies it has never seen.
 """
+import collections
 import hashlib
 import json
 import logging
@@ -15,15 +20,15 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch.nn import functional as F
 
+from ...data.datasets.ov_vocabularies import split_synonyms
 from ...utils.file_io import atomic_output
 
 __all__ = [
     "VILD_TEMPLATES",
     "split_synonyms",
-    "get_text_embeddings",
-    "class_names_from_metadata",
-    "clear_text_embedding_memo",
+    "compute_text_embeddings",
     "text_cache_path",
+    "TextEmbeddingCache",
 ]
 
 logger = logging.getLogger(__name__)
@@ -47,31 +52,17 @@ VILD_TEMPLATES: Tuple[str, ...] = (
 )
 
 _CACHE_VERSION = 1
-# (expanded cache dir, model_key, vocabulary digest) -> [K, S, D] float32 on the CPU
-_MEMO: Dict[Tuple[str, str, str], torch.Tensor] = {}
+
+EncodeText = Callable[[torch.Tensor], torch.Tensor]
+Tokenizer = Callable[[List[str]], torch.Tensor]
+Device = Optional[Union[str, torch.device]]
 
 
-def split_synonyms(name: str) -> List[str]:
-    """Split a class-name string into its synonyms.
-
-    Commas separate synonyms (``"person, people"``); ``"_or_"`` and ``"/"`` are separators too;
-    ``"_"`` becomes a space; each synonym is lower-cased with its whitespace collapsed; empty and
-    repeated synonyms are dropped, keeping the first-seen order.
-    """
-    text = str(name).replace("_or_", ",").replace("/", ",").replace("_", " ").lower()
-    out: List[str] = []
-    for part in text.split(","):
-        syn = " ".join(part.split())
-        if syn and syn not in out:
-            out.append(syn)
-    if not out:
-        raise ValueError(f"Class name {name!r} holds no synonym")
-    return out
-
-
-def clear_text_embedding_memo() -> None:
-    """Forget the in-process memo (the disk cache is kept)."""
-    _MEMO.clear()
+def _check_templates(templates: Sequence[str]) -> Tuple[str, ...]:
+    templates = tuple(templates)
+    if not templates or not all("{}" in t for t in templates):
+        raise ValueError("Every prompt template needs a '{}' placeholder")
+    return templates
 
 
 def _vocabulary_digest(synonyms: Sequence[Sequence[str]], templates: Sequence[str]) -> str:
@@ -82,7 +73,7 @@ def _vocabulary_digest(synonyms: Sequence[Sequence[str]], templates: Sequence[st
 
 def text_cache_path(cache_dir: str, model_key: str, class_names: Sequence[str],
                     templates: Sequence[str] = VILD_TEMPLATES) -> str:
-    """The cache file of ``class_names`` for ``model_key``: ``<cache_dir>/<model_key>/<sha1>.pt``."""
+    """The cache file of ``class_names``: ``<cache_dir>/<model_key>/<sha1>.pt`` (``~`` expanded)."""
     synonyms = [split_synonyms(n) for n in class_names]
     return os.path.join(os.path.expanduser(cache_dir), model_key,
                         _vocabulary_digest(synonyms, templates) + ".pt")
@@ -90,27 +81,66 @@ def text_cache_path(cache_dir: str, model_key: str, class_names: Sequence[str],
 
 @torch.no_grad()
 def _encode_synonyms(
-    encode_text: Callable[[torch.Tensor], torch.Tensor],
-    tokenizer: Callable[[List[str]], torch.Tensor],
+    encode_text: EncodeText,
+    tokenizer: Tokenizer,
     synonyms: List[str],
     templates: Sequence[str],
     batch_size: int,
-    device: Optional[Union[str, torch.device]],
+    device: Device,
 ) -> torch.Tensor:
-    """[U] synonyms -> [U, D]: template-averaged normalised embeddings, normalised again."""
+    """[U] synonyms -> [U, D] on the CPU: template-averaged unit embeddings, normalised again.
+
+    Prompts are encoded in batches of similar token counts (a text tower that trims the context
+    to the batch's longest prompt then does less work); the order of the results is restored.
+    """
     prompts = [t.format(s) for s in synonyms for t in templates]
-    chunks = []
-    for start in range(0, len(prompts), max(1, int(batch_size))):
-        tokens = tokenizer(prompts[start:start + batch_size])
-        if device is not None:
-            tokens = tokens.to(device)
-        feats = encode_text(tokens).float()
-        chunks.append(F.normalize(feats, dim=-1).cpu())
-    feats = torch.cat(chunks).view(len(synonyms), len(templates), -1)
+    tokens = tokenizer(prompts)
+    order = torch.argsort((tokens != 0).sum(dim=-1), stable=True)  # 0 = padding
+    step = max(1, int(batch_size))
+    feats = None
+    for start in range(0, len(prompts), step):
+        rows = order[start:start + step]
+        batch = tokens[rows] if device is None else tokens[rows].to(device)
+        out = F.normalize(encode_text(batch).float(), dim=-1).cpu()
+        if feats is None:
+            feats = out.new_empty(len(prompts), out.shape[-1])
+        feats[rows] = out
+    feats = feats.view(len(synonyms), len(templates), -1)
     return F.normalize(feats.mean(dim=1), dim=-1)
 
 
-def _load_cache(path: str, synonyms: List[List[str]], templates: Sequence[str], model_key: str):
+def compute_text_embeddings(
+    encode_text: EncodeText,
+    tokenizer: Tokenizer,
+    class_names: Sequence[str],
+    *,
+    templates: Sequence[str] = VILD_TEMPLATES,
+    batch_size: int = 128,
+    device: Device = None,
+) -> torch.Tensor:
+    """Text embeddings ``[K, S, D]`` (float32, unit norm, CPU) of ``class_names``, uncached.
+
+    Args:
+        encode_text: tokens [n, context] -> features [n, D] (``OpenCLIPBackbone.encode_text``).
+        tokenizer: list of n strings -> tokens [n, context].
+        class_names: K class strings, each possibly holding synonyms (see ``split_synonyms``).
+        templates: prompt templates with one ``{}``.
+        batch_size: prompts per ``encode_text`` call.
+        device: where the tokens go (the text tower's device).
+    """
+    if len(class_names) == 0:
+        raise ValueError("Text embeddings need at least one class name")
+    templates = _check_templates(templates)
+    synonyms = [split_synonyms(n) for n in class_names]
+    unique = list(dict.fromkeys(s for syns in synonyms for s in syns))
+    feats = _encode_synonyms(encode_text, tokenizer, unique, templates, batch_size, device)
+    index = {s: i for i, s in enumerate(unique)}
+    slots = max(len(s) for s in synonyms)
+    rows = [[index[s] for s in syns] + [index[syns[0]]] * (slots - len(syns)) for syns in synonyms]
+    return feats[torch.tensor(rows, dtype=torch.long)].contiguous()
+
+
+def _load_file(path: str, synonyms: List[List[str]], templates: Sequence[str], model_key: str):
     """The cached [K, S, D] tensor, or None (with a warning) when unreadable or not matching."""
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
@@ -134,7 +164,7 @@ def _load_cache(path: str, synonyms: List[List[str]], templates: Sequence[str], 
     return None
 
 
-def _save_cache(path: str, payload: Dict[str, Any]) -> None:
+def _save_file(path: str, payload: Dict[str, Any]) -> None:
     try:
         with atomic_output(path, suffix=".pt") as tmp:
             torch.save(payload, tmp)
@@ -142,78 +172,78 @@ def _save_cache(path: str, payload: Dict[str, Any]) -> None:
         logger.warning("Could not write the text-embedding cache %s (%s)", path, e)
 
 
-def get_text_embeddings(
-    encode_text: Callable[[torch.Tensor], torch.Tensor],
-    tokenizer: Callable[[List[str]], torch.Tensor],
-    class_names: Sequence[str],
-    *,
-    cache_dir: Optional[str],
-    model_key: str,
-    batch_size: int = 128,
-    device: Optional[Union[str, torch.device]] = None,
-    templates: Sequence[str] = VILD_TEMPLATES,
-) -> torch.Tensor:
-    """CLIP text embeddings of a vocabulary: ``[K, S, D]`` float32, unit norm, on ``device``.
+class TextEmbeddingCache:
+    """Text embeddings by (CLIP model key, vocabulary): memory first, then disk, then encoding.
 
     Args:
-        encode_text: tokens [n, context] -> features [n, D] (e.g. ``OpenCLIPBackbone.encode_text``).
-        tokenizer: list of n strings -> tokens [n, context].
-        class_names: K class-name strings, each possibly holding synonyms (see ``split_synonyms``).
-        cache_dir: disk cache root (``~`` expanded); the file is
-            ``<cache_dir>/<model_key>/<sha1 of (synonyms, templates)>.pt``. None / "" disables it.
-        model_key: names the CLIP model and its weights (``OpenCLIPBackbone.model_key``).
-        batch_size: prompts per ``encode_text`` call.
-        device: where the tokens go (the text tower's device) and where the result is returned.
+        cache_dir: root of the disk files ``<cache_dir>/<model_key>/<sha1>.pt`` (``~`` expanded;
+            None or "" keeps everything in memory only).
+        max_in_memory: vocabularies kept in memory (least recently used dropped first).
     """
-    if len(class_names) == 0:
-        raise ValueError("get_text_embeddings needs at least one class name")
-    synonyms = [split_synonyms(n) for n in class_names]
-    templates = tuple(templates)
-    if not all("{}" in t for t in templates):
-        raise ValueError("Every prompt template needs a '{}' placeholder")
-    digest = _vocabulary_digest(synonyms, templates)
-    root = os.path.expanduser(cache_dir) if cache_dir else ""
-    memo_key = (root, model_key, digest)
-    out_device = torch.device(device) if device is not None else torch.device("cpu")
 
-    emb = _MEMO.get(memo_key)
-    path = os.path.join(root, model_key, digest + ".pt") if root else ""
-    if emb is None and path and os.path.isfile(path):
-        emb = _load_cache(path, synonyms, templates, model_key)
-    if emb is None:
-        unique = list(dict.fromkeys(s for syns in synonyms for s in syns))
-        feats = _encode_synonyms(encode_text, tokenizer, unique, templates, batch_size, device)
-        index = {s: i for i, s in enumerate(unique)}
-        num_slots = max(len(s) for s in synonyms)
-        rows = [[index[s] for s in syns] + [index[syns[0]]] * (num_slots - len(syns)) for syns in synonyms]
-        emb = feats[torch.tensor(rows, dtype=torch.long)].contiguous()  # [K, S, D]
-        if path:
-            _save_cache(path, {
-                "version": _CACHE_VERSION,
-                "model_key": model_key,
-                "synonyms": synonyms,
-                "templates": list(templates),
-                "embeddings": emb,
-            })
-    _MEMO[memo_key] = emb
-    return emb.to(device=out_device, dtype=torch.float32, copy=True)
+    def __init__(self, cache_dir: Optional[str], max_in_memory: int = 16):
+        self.cache_dir = os.path.expanduser(cache_dir) if cache_dir else ""
+        self.max_in_memory = max(1, int(max_in_memory))
+        self._memory: "collections.OrderedDict[Tuple[str, str], torch.Tensor]" = (
+            collections.OrderedDict()
+        )
+        self._digests: Dict[Tuple[Tuple[str, ...], Tuple[str, ...]], str] = {}  # names -> sha1
 
+    def path(self, model_key: str, class_names: Sequence[str],
+             templates: Sequence[str] = VILD_TEMPLATES) -> str:
+        """The disk file of a vocabulary ("" without a cache_dir)."""
+        if not self.cache_dir:
+            return ""
+        return text_cache_path(self.cache_dir, model_key, class_names, templates)
 
-def class_names_from_metadata(metadata: Any) -> List[str]:
-    """Class-name strings of a dataset in contiguous-id order.
+    def clear_memory(self) -> None:
+        """Forget the in-memory entries (the files stay)."""
+        self._memory.clear()
 
-    ``ov_vocabulary`` (synonym strings a dataset may provide) if present, else ``stuff_classes``
-    when non-empty (by this project's convention they list all classes), else ``thing_classes``.
-    """
-    def _get(key):
-        if isinstance(metadata, dict):
-            return metadata.get(key)
-        getter = getattr(metadata, "get", None)
-        return getter(key, None) if callable(getter) else getattr(metadata, key, None)
+    def get(
+        self,
+        class_names: Sequence[str],
+        *,
+        model_key: str,
+        encode_text: EncodeText,
+        tokenizer: Tokenizer,
+        batch_size: int = 128,
+        device: Device = None,
+        templates: Sequence[str] = VILD_TEMPLATES,
+    ) -> torch.Tensor:
+        """``[K, S, D]`` float32 unit-norm embeddings of ``class_names`` on ``device`` (CPU by
+        default). The tensor is the cached one: treat it as read-only.
 
-    for key in ("ov_vocabulary", "stuff_classes", "thing_classes"):
-        names = _get(key)
-        if names:
-            return [str(n) for n in names]
-    raise ValueError(f"Metadata {getattr(metadata, 'name', '')!r} has no ov_vocabulary, stuff_classes "
-                     "or thing_classes")
+        ``model_key`` must name the CLIP model and its weights (``OpenCLIPBackbone.model_key``);
+        the other arguments are those of :func:`compute_text_embeddings`.
+        """
+        if len(class_names) == 0:
+            raise ValueError("Text embeddings need at least one class name")
+        names = (tuple(str(n) for n in class_names), tuple(templates))
+        if names not in self._digests:  # hashing the synonyms costs more than a lookup per step
+            synonyms = [split_synonyms(n) for n in class_names]
+            self._digests[names] = _vocabulary_digest(synonyms, _check_templates(templates))
+        key = (model_key, self._digests[names])
+        out_device = torch.device(device) if device is not None else torch.device("cpu")
+        emb = self._memory.get(key)
+        if emb is None:
+            templates = _check_templates(templates)
+            synonyms = [split_synonyms(n) for n in class_names]
+            path = self.path(model_key, class_names, templates)
+            if path and os.path.isfile(path):
+                emb = _load_file(path, synonyms, templates, model_key)
+            if emb is None:
+                emb = compute_text_embeddings(encode_text, tokenizer, class_names,
+                                              templates=templates, batch_size=batch_size,
+                                              device=device)
+                if path:
+                    _save_file(path, {"version": _CACHE_VERSION, "model_key": model_key,
+                                      "synonyms": synonyms, "templates": list(templates),
+                                      "embeddings": emb})
+        if emb.device != out_device:
+            emb = emb.to(out_device)
+        self._memory[key] = emb
+        self._memory.move_to_end(key)
+        while len(self._memory) > self.max_in_memory:
+            self._memory.popitem(last=False)
+        return emb

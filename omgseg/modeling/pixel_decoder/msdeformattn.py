@@ -38,8 +38,9 @@ logger = logging.getLogger(__name__)
 class ConvNormAct(nn.Module):
     """Conv2d -> optional norm -> optional ReLU (mmcv ``ConvModule`` layout: ``conv``, ``gn``).
 
-    The conv has a bias only when there is no norm. The norm submodule is called ``gn`` for
-    ``"GN"`` (as in the official checkpoint) and ``norm`` otherwise.
+    ``bias=None`` (mmcv's ``bias="auto"``) gives the conv a bias only when there is no norm. The
+    norm submodule is called ``gn`` for ``"GN"`` (as in the official checkpoint) and ``norm``
+    otherwise.
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class ConvNormAct(nn.Module):
         kernel_size: int,
         norm: str = "GN",
         activation: bool = False,
+        bias: Optional[bool] = None,
     ):
         super().__init__()
         norm_layer = get_norm(norm, out_channels) if norm else None
@@ -57,7 +59,7 @@ class ConvNormAct(nn.Module):
             out_channels,
             kernel_size,
             padding=kernel_size // 2,
-            bias=norm_layer is None,
+            bias=norm_layer is None if bias is None else bias,
         )
         self.norm_name: Optional[str] = None
         if norm_layer is not None:
@@ -255,9 +257,14 @@ class MSDeformAttnPixelDecoder(nn.Module):
         # Number of multi-scale maps handed to the mask decoder.
         self.num_outs = min(3, self.num_encoder_levels)
 
+        # The input projections keep their conv bias next to the norm, as in Mask2Former and the
+        # official (mmdet) decoder, whose checkpoints hold ``input_convs.{i}.conv.bias``.
         self.input_convs = nn.ModuleList(
-            [ConvNormAct(v.channels, conv_dim, 1, norm=norm) for _, v in tr_shapes]
+            [ConvNormAct(v.channels, conv_dim, 1, norm=norm, bias=True) for _, v in tr_shapes]
         )
+        for proj in self.input_convs:
+            nn.init.xavier_uniform_(proj.conv.weight, gain=1)
+            nn.init.constant_(proj.conv.bias, 0)
         self.encoder = MSDeformAttnEncoder(
             transformer_enc_layers,
             d_model=conv_dim,

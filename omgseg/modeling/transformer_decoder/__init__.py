@@ -4,6 +4,8 @@ from .omg_decoder import (
     identity_self_attn_mask,
     mask_logits_to_attn_mask,
     mask_pool,
+    resize_mask_features,
+    tube_mask_logits,
     unblock_fully_masked_rows,
 )
 
@@ -12,5 +14,7 @@ __all__ = [
     "identity_self_attn_mask",
     "mask_logits_to_attn_mask",
     "mask_pool",
+    "resize_mask_features",
+    "tube_mask_logits",
     "unblock_fully_masked_rows",
 ]

@@ -3,7 +3,8 @@
 Each block is defined once and used by every decoder layer (image and video share them):
 ``CrossAttentionLayer`` (masked attention from queries to pixel memory), ``SelfAttentionLayer``
 (attention among queries), ``FFNLayer`` and the plain ``MLP`` used by the prediction heads.
-The attention blocks wrap ``nn.MultiheadAttention`` with ``batch_first=True``.
+The attention blocks hold an ``nn.MultiheadAttention`` (its parameters, ``batch_first``) and run
+it through ``multi_head_attention``.
 
 Shape shorthand: B = batch (clips), Q = queries, L = memory tokens (T * h * w), C = width,
 heads = attention heads. Boolean attention masks use PyTorch's convention: True = blocked.
@@ -13,7 +14,54 @@ from typing import Optional
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["CrossAttentionLayer", "SelfAttentionLayer", "FFNLayer", "MLP"]
+__all__ = ["CrossAttentionLayer", "SelfAttentionLayer", "FFNLayer", "MLP", "multi_head_attention"]
+
+
+def multi_head_attention(
+    attn: nn.MultiheadAttention,
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    blocked: Optional[Tensor],
+) -> Tensor:
+    """``attn(query, key, value, attn_mask=blocked)[0]`` (batch first) with a mask that may be
+    shared by the heads.
+
+    ``nn.MultiheadAttention`` wants a mask repeated per head ([B*heads, Q, L]) and turns it into
+    a float mask of that size; here a [B, 1, Q, L] mask is broadcast over the heads by
+    ``F.scaled_dot_product_attention`` (the kernel MultiheadAttention calls as well).
+
+    Args:
+        attn: the module whose projections (``in_proj_weight``/``in_proj_bias``, ``out_proj``),
+            head count and dropout are used.
+        query: [B, Q, C]; key, value: [B, L, C].
+        blocked: bool (True = blocked) [B*heads, Q, L], [B, heads, Q, L], [B, 1, Q, L] or None.
+
+    Returns:
+        [B, Q, C].
+    """
+    b, q_len, c = query.shape
+    heads = attn.num_heads
+    weights = attn.in_proj_weight.chunk(3)
+    biases = (None,) * 3 if attn.in_proj_bias is None else attn.in_proj_bias.chunk(3)
+
+    def project(x: Tensor, i: int) -> Tensor:  # [B, n, C] -> [B, heads, n, C / heads]
+        x = F.linear(x, weights[i], biases[i])
+        return x.view(b, x.shape[1], heads, c // heads).transpose(1, 2)
+
+    mask = None
+    if blocked is not None:
+        if blocked.dim() == 3:
+            blocked = blocked.view(b, heads, q_len, blocked.shape[-1])
+        mask = ~blocked  # scaled_dot_product_attention's bool masks mark what takes part
+    out = F.scaled_dot_product_attention(
+        project(query, 0),
+        project(key, 1),
+        project(value, 2),
+        attn_mask=mask,
+        dropout_p=attn.dropout if attn.training else 0.0,
+    )
+    return attn.out_proj(out.transpose(1, 2).reshape(b, q_len, c))
 
 
 def _with_pos(x: Tensor, pos: Optional[Tensor]) -> Tensor:
@@ -34,7 +82,9 @@ class _AttentionLayer(nn.Module):
     normalised ``x`` is also the key/value).
     """
 
-    def __init__(self, d_model: int, nhead: int, dropout: float = 0.0, normalize_before: bool = False):
+    def __init__(
+        self, d_model: int, nhead: int, dropout: float = 0.0, normalize_before: bool = False
+    ):
         super().__init__()
         self.attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout, batch_first=True)
         self.norm = nn.LayerNorm(d_model)
@@ -50,17 +100,14 @@ class _AttentionLayer(nn.Module):
         pos: Optional[Tensor],
         query_pos: Optional[Tensor],
     ) -> Tensor:
-        """``query`` [B, Q, C]; ``memory`` [B, L, C] or None (self-attention); mask [B*heads, Q, L]."""
+        """``query`` [B, Q, C]; ``memory`` [B, L, C] or None (self-attention); mask as in
+        ``multi_head_attention``."""
         q_in = self.norm(query) if self.normalize_before else query
         kv = q_in if memory is None else memory
         k_pos = query_pos if memory is None else pos
-        out = self.attn(
-            query=_with_pos(q_in, query_pos),
-            key=_with_pos(kv, k_pos),
-            value=kv,
-            attn_mask=attn_mask,
-            need_weights=False,
-        )[0]
+        out = multi_head_attention(
+            self.attn, _with_pos(q_in, query_pos), _with_pos(kv, k_pos), kv, attn_mask
+        )
         query = query + self.dropout(out)
         return query if self.normalize_before else self.norm(query)
 
@@ -77,7 +124,7 @@ class SelfAttentionLayer(_AttentionLayer):
         """
         Args:
             tgt: queries [B, Q, C].
-            attn_mask: bool [B*heads, Q, Q] (True = blocked) or None.
+            attn_mask: bool [B*heads, Q, Q] or [B, 1 | heads, Q, Q] (True = blocked) or None.
             query_pos: positional embedding of the queries [B, Q, C], added to q and k.
         """
         return self._attend(tgt, None, attn_mask, None, query_pos)
@@ -98,7 +145,7 @@ class CrossAttentionLayer(_AttentionLayer):
         Args:
             tgt: queries [B, Q, C].
             memory: pixel tokens [B, L, C] (values; keys get ``pos`` added).
-            attn_mask: bool [B*heads, Q, L] (True = blocked) or None.
+            attn_mask: bool [B*heads, Q, L] or [B, 1 | heads, Q, L] (True = blocked) or None.
             pos: positional embedding of the memory [B, L, C].
             query_pos: positional embedding of the queries [B, Q, C].
         """
@@ -109,7 +156,11 @@ class FFNLayer(nn.Module):
     """Residual two-layer ReLU feed-forward block + LayerNorm: [..., C] -> [..., C]."""
 
     def __init__(
-        self, d_model: int, dim_feedforward: int = 2048, dropout: float = 0.0, normalize_before: bool = False
+        self,
+        d_model: int,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.0,
+        normalize_before: bool = False,
     ):
         super().__init__()
         self.linear1 = nn.Linear(d_model, dim_feedforward)

@@ -24,8 +24,10 @@ __all__ = [
     "OMGMaskDecoder",
     "identity_self_attn_mask",
     "mask_logits_to_attn_mask",
-    "unblock_fully_masked_rows",
     "mask_pool",
+    "resize_mask_features",
+    "tube_mask_logits",
+    "unblock_fully_masked_rows",
 ]
 
 
@@ -51,32 +53,54 @@ def unblock_fully_masked_rows(attn_mask: Tensor) -> Tensor:
     return attn_mask & ~full
 
 
-def mask_logits_to_attn_mask(
-    mask_logits: Tensor, target_size: Tuple[int, int], num_heads: int, threshold: float = 0.5
-) -> Tensor:
-    """Turn tube mask logits into the cross-attention mask of the next decoder layer.
+def tube_mask_logits(mask_embed: Tensor, mask_features: Tensor) -> Tensor:
+    """Dot product of every query's mask embedding with every frame's per-pixel features.
 
     Args:
-        mask_logits: [B, Q, T, H, W] mask logits.
-        target_size: (h, w) of the memory level the next layer attends to.
-        num_heads: attention heads (the mask is repeated per head).
+        mask_embed: [B, Q, C].
+        mask_features: [B, T, C, H, W].
+
+    Returns:
+        [B, Q, T, H, W] mask logits (one tube per query).
+    """
+    b, t, c, h, w = mask_features.shape
+    # [B, 1, Q, C] @ [B, T, C, H*W] -> [B, T, Q, H*W]: one GEMM per frame on the features as
+    # they are; only the output is reordered (a copy when T > 1).
+    logits = torch.matmul(mask_embed.unsqueeze(1), mask_features.reshape(b, t, c, h * w))
+    return logits.view(b, t, -1, h, w).transpose(1, 2).contiguous()
+
+
+def resize_mask_features(mask_features: Tensor, size: Tuple[int, int]) -> Tensor:
+    """Mask features [B, T, C, H, W] bilinearly resized to ``size`` (h, w): [B, T, C, h, w].
+
+    Bilinear resizing (``align_corners=False``, no antialiasing) is linear, so
+    ``tube_mask_logits(e, resize_mask_features(f, s))`` equals the mask logits
+    ``tube_mask_logits(e, f)`` resized to ``s``, up to float rounding, at a fraction of the cost.
+    """
+    b, t, c, h, w = mask_features.shape
+    resized = F.interpolate(
+        mask_features.reshape(b * t, c, h, w),
+        size=tuple(size),
+        mode="bilinear",
+        align_corners=False,
+    )
+    return resized.view(b, t, c, *resized.shape[-2:])
+
+
+def mask_logits_to_attn_mask(mask_logits: Tensor, threshold: float = 0.5) -> Tensor:
+    """Cross-attention mask of the next decoder layer from tube mask logits at its memory size.
+
+    Args:
+        mask_logits: [B, Q, T, h, w] mask logits at the (h, w) of the memory level attended to.
         threshold: a token is blocked where sigmoid(logit) < threshold.
 
     Returns:
-        bool [B * num_heads, Q, T * h * w] (token order t, y, x), detached; fully blocked rows are
-        unblocked.
+        bool [B, 1, Q, T * h * w] (token order t, y, x; shared by all heads), detached; rows
+        with every token blocked are unblocked.
     """
-    b, q, t, hh, ww = mask_logits.shape
     with torch.no_grad():
-        m = F.interpolate(
-            mask_logits.detach().reshape(b, q * t, hh, ww),
-            size=tuple(target_size),
-            mode="bilinear",
-            align_corners=False,
-        )
-        blocked = m.sigmoid().reshape(b, q, -1) < threshold
-        blocked = unblock_fully_masked_rows(blocked)
-        return blocked.unsqueeze(1).expand(-1, num_heads, -1, -1).reshape(b * num_heads, q, -1)
+        blocked = mask_logits.detach().flatten(2).sigmoid() < threshold
+        return unblock_fully_masked_rows(blocked).unsqueeze(1)
 
 
 def mask_pool(features: Tensor, mask_logits: Tensor) -> Tensor:
@@ -89,19 +113,29 @@ def mask_pool(features: Tensor, mask_logits: Tensor) -> Tensor:
     Returns:
         [B, Q, C]: sum(feat * m) / (sum(m) + 1e-8) over all frames and pixels (0 for empty masks).
     """
+    b, t, c, h, w = features.shape
     m = (mask_logits.detach() > 0).to(features.dtype)
     area = m.sum(dim=(2, 3, 4)).unsqueeze(-1)
-    return torch.einsum("bqthw,btchw->bqc", m, features) / (area + 1e-8)
+    # Per frame [B, Q, H*W] @ [B, H*W, C]; the transposed features are a view (BLAS reads them
+    # transposed) instead of the copy an einsum makes.
+    pooled = sum(
+        torch.matmul(
+            m[:, :, f].reshape(b, -1, h * w), features[:, f].reshape(b, c, h * w).transpose(1, 2)
+        )
+        for f in range(t)
+    )
+    return pooled / (area + 1e-8)
 
 
 @TRANSFORMER_DECODER_REGISTRY.register()
 class OMGMaskDecoder(nn.Module):
     """Shared masked-attention decoder with CLIP-text classifier, objectness and location queries.
 
-    Layer ``i`` cross-attends to level ``i % 3`` of the multi-scale memory (coarsest first), then
-    self-attends, then applies an FFN. Predictions (class logits, tube masks, objectness) are
-    made from the input queries and after every layer: ``dec_layers + 1`` in all, the last being
-    the output and the others ``aux_outputs``.
+    Layer ``i`` cross-attends to level ``i % 3`` of the multi-scale memory (coarsest first),
+    masked by the tube masks predicted before it, then self-attends, then applies an FFN.
+    Predictions (class logits, tube masks, objectness) are made from the input queries and after
+    every layer: ``dec_layers + 1`` in all, the last being the output and the others
+    ``aux_outputs``, which are only computed when asked for (by default in training).
     """
 
     num_feature_levels = 3
@@ -140,7 +174,9 @@ class OMGMaskDecoder(nn.Module):
         """
         super().__init__()
         if hidden_dim % 2:
-            raise ValueError(f"hidden_dim must be even for the sine position encoding, got {hidden_dim}")
+            raise ValueError(
+                f"hidden_dim must be even for the sine position encoding, got {hidden_dim}"
+            )
         self.hidden_dim = hidden_dim
         self.num_queries = num_queries
         self.num_heads = nheads
@@ -186,7 +222,9 @@ class OMGMaskDecoder(nn.Module):
         self.decoder_norm = nn.LayerNorm(hidden_dim)
         self.mask_embed = MLP(hidden_dim, hidden_dim, mask_dim, 3)
         self.iou_embed = MLP(hidden_dim, hidden_dim, 1, 3)
-        self.mask_pooling_proj = nn.Sequential(nn.LayerNorm(mask_dim), nn.Linear(mask_dim, hidden_dim))
+        self.mask_pooling_proj = nn.Sequential(
+            nn.LayerNorm(mask_dim), nn.Linear(mask_dim, hidden_dim)
+        )
         self.cls_proj = MLP(hidden_dim, hidden_dim, text_dim, 3)
 
         # location (box / point prompt) queries
@@ -213,7 +251,9 @@ class OMGMaskDecoder(nn.Module):
         }
 
     # ------------------------------------------------------------------ location queries
-    def encode_box_prompts(self, boxes_cxcywh: Tensor, prompt_types: Tensor) -> Tuple[Tensor, Tensor]:
+    def encode_box_prompts(
+        self, boxes_cxcywh: Tensor, prompt_types: Tensor
+    ) -> Tuple[Tensor, Tensor]:
         """Location queries from prompts.
 
         Args:
@@ -228,10 +268,12 @@ class OMGMaskDecoder(nn.Module):
             raise ValueError(f"boxes_cxcywh must be [B, P, 4], got {tuple(boxes_cxcywh.shape)}")
         if prompt_types.shape != boxes_cxcywh.shape[:2]:
             raise ValueError(
-                f"prompt_types {tuple(prompt_types.shape)} does not match boxes {tuple(boxes_cxcywh.shape)}"
+                f"prompt_types {tuple(prompt_types.shape)} does not match boxes "
+                f"{tuple(boxes_cxcywh.shape)}"
             )
         content = self.pb_embedding(prompt_types.long()) + self.mask_tokens.weight[0]
-        enc = coordinate_to_encoding(boxes_cxcywh, self.hidden_dim // 2).to(self.pos_linear.weight.dtype)
+        enc = coordinate_to_encoding(boxes_cxcywh, self.hidden_dim // 2)
+        enc = enc.to(self.pos_linear.weight.dtype)
         return content, self.pos_linear(enc)
 
     # ------------------------------------------------------------------ heads
@@ -252,35 +294,38 @@ class OMGMaskDecoder(nn.Module):
         void = logits.new_zeros(logits.shape[:-1] + (1,))
         return torch.cat([logits, void], dim=-1)
 
-    def class_features(self, normed_queries: Tensor, mask_logits: Tensor, mask_features: Tensor) -> Tensor:
+    def class_features(
+        self, normed_queries: Tensor, mask_logits: Tensor, mask_features: Tensor
+    ) -> Tensor:
         """Un-normalised class embeddings [B, Q, D] from normalised queries [B, Q, C], tube mask
         logits [B, Q, T, H, W] and mask features [B, T, C_mask, H, W]."""
         pooled = mask_pool(mask_features, mask_logits)
         return self.cls_proj(self.mask_pooling_proj(pooled) + normed_queries)
 
-    def _predict(
-        self,
-        queries: Tensor,
-        mask_features: Tensor,
-        text_embeddings: Tensor,
-        attn_mask_size: Optional[Tuple[int, int]],
-    ) -> Tuple[Dict[str, Tensor], Tensor, Optional[Tensor]]:
-        """One prediction from queries [B, Q, C]; ``mask_features`` [B, T, C_mask, H, W].
-
-        Returns (dict of pred_logits / pred_masks / pred_objectness, normalised queries [B, Q, C],
-        cross-attention mask for the next layer or None when ``attn_mask_size`` is None).
-        """
+    def _query_heads(self, queries: Tensor) -> Tuple[Tensor, Tensor]:
+        """Normalised queries [B, Q, C] and their mask embeddings [B, Q, C_mask]."""
         normed = self.decoder_norm(queries)
-        masks = torch.einsum("bqc,btchw->bqthw", self.mask_embed(normed), mask_features)
-        pred = {
-            "pred_logits": self.classify(self.class_features(normed, masks, mask_features), text_embeddings),
+        return normed, self.mask_embed(normed)
+
+    def _prediction(
+        self, normed: Tensor, mask_embed: Tensor, mask_features: Tensor, text_embeddings: Tensor
+    ) -> Dict[str, Tensor]:
+        """pred_logits [B, Q, K+1], pred_masks [B, Q, T, H, W] and pred_objectness [B, Q, 1]
+        from normalised queries, their mask embeddings and mask features [B, T, C_mask, H, W]."""
+        masks = tube_mask_logits(mask_embed, mask_features)
+        cls_features = self.class_features(normed, masks, mask_features)
+        return {
+            "pred_logits": self.classify(cls_features, text_embeddings),
             "pred_masks": masks,
             "pred_objectness": self.iou_embed(normed),
         }
-        attn_mask = None
-        if attn_mask_size is not None:
-            attn_mask = mask_logits_to_attn_mask(masks, attn_mask_size, self.num_heads, self.attn_mask_threshold)
-        return pred, normed, attn_mask
+
+    def _attn_mask(self, mask_embed: Tensor, level_mask_features: Tensor) -> Tensor:
+        """Cross-attention mask [B, 1, Q, T*h*w] from mask embeddings [B, Q, C_mask] and the mask
+        features resized to the attended level [B, T, C_mask, h, w]."""
+        with torch.no_grad():
+            logits = tube_mask_logits(mask_embed.detach(), level_mask_features)
+            return mask_logits_to_attn_mask(logits, self.attn_mask_threshold)
 
     # ------------------------------------------------------------------ forward
     def _memory(self, multi_scale_features: Sequence[Tensor], b: int, t: int):
@@ -293,7 +338,8 @@ class OMGMaskDecoder(nn.Module):
             x = x.reshape(b, t, c, h, w)
             p = self.pe_layer(x)
             sizes.append((h, w))
-            src.append(x.permute(0, 1, 3, 4, 2).reshape(b, t * h * w, c) + self.level_embed.weight[lvl])
+            tokens = x.permute(0, 1, 3, 4, 2).reshape(b, t * h * w, c)
+            src.append(tokens + self.level_embed.weight[lvl])
             pos.append(p.permute(0, 1, 3, 4, 2).reshape(b, t * h * w, c))
         return src, pos, sizes
 
@@ -306,6 +352,7 @@ class OMGMaskDecoder(nn.Module):
         query_content: Optional[Tensor] = None,
         query_pos: Optional[Tensor] = None,
         self_attn_mask: Optional[Tensor] = None,
+        return_aux_outputs: Optional[bool] = None,
     ) -> Dict:
         """
         Args:
@@ -317,12 +364,16 @@ class OMGMaskDecoder(nn.Module):
                 learned queries together with ``query_pos`` [B, P, C].
             self_attn_mask: bool [B*heads, Q, Q] (True = blocked) for every self-attention, e.g.
                 ``identity_self_attn_mask``.
+            return_aux_outputs: compute the intermediate predictions (deep supervision);
+                default: in training only. Without them each layer only gets the attention
+                mask it needs, computed at the attended level's resolution.
 
         Returns:
             dict with ``pred_logits`` [B, Q, K+1], ``pred_masks`` [B, Q, T, H, W],
             ``pred_objectness`` [B, Q, 1], ``query_embeds`` [B, Q, C] (final normalised queries)
             and ``aux_outputs``: ``dec_layers`` dicts of pred_logits / pred_masks /
-            pred_objectness (the prediction before layer 1 and after layers 1..dec_layers-1).
+            pred_objectness (the prediction before layer 1 and after layers 1..dec_layers-1),
+            or an empty list without ``return_aux_outputs``.
         """
         if len(multi_scale_features) != self.num_feature_levels:
             raise ValueError(
@@ -338,9 +389,13 @@ class OMGMaskDecoder(nn.Module):
         b = n // t
         for lvl, feat in enumerate(multi_scale_features):
             if feat.shape[0] != n:
-                raise ValueError(f"memory level {lvl} has {feat.shape[0]} frames, mask_features has {n}")
+                raise ValueError(
+                    f"memory level {lvl} has {feat.shape[0]} frames, mask_features has {n}"
+                )
         if text_embeddings.dim() != 3:
-            raise ValueError(f"text_embeddings must be [K, S, D], got {tuple(text_embeddings.shape)}")
+            raise ValueError(
+                f"text_embeddings must be [K, S, D], got {tuple(text_embeddings.shape)}"
+            )
 
         src, pos, sizes = self._memory(multi_scale_features, b, t)
         mask_features = mask_features.reshape(b, t, *mask_features.shape[1:])
@@ -353,8 +408,8 @@ class OMGMaskDecoder(nn.Module):
         else:
             if query_content.shape != query_pos.shape or query_content.shape[0] != b:
                 raise ValueError(
-                    f"query_content {tuple(query_content.shape)} / query_pos {tuple(query_pos.shape)} "
-                    f"must both be [B={b}, P, C]"
+                    f"query_content {tuple(query_content.shape)} / query_pos "
+                    f"{tuple(query_pos.shape)} must both be [B={b}, P, C]"
                 )
             output = query_content
         q = output.shape[1]
@@ -364,11 +419,20 @@ class OMGMaskDecoder(nn.Module):
                 f"got {tuple(self_attn_mask.shape)}"
             )
 
-        predictions = []
-        pred, normed, attn_mask = self._predict(output, mask_features, text_embeddings, sizes[0])
-        predictions.append(pred)
+        # Attention masks are built at the attended level's size from resized mask features (see
+        # resize_mask_features): no full-resolution masks are needed for them.
+        with torch.no_grad():
+            level_mask_features = [resize_mask_features(mask_features, size) for size in sizes]
+        with_aux = self.training if return_aux_outputs is None else bool(return_aux_outputs)
+        aux_outputs = []
+        normed, mask_embed = self._query_heads(output)
         for i in range(self.num_layers):
+            if with_aux:
+                aux_outputs.append(
+                    self._prediction(normed, mask_embed, mask_features, text_embeddings)
+                )
             lvl = i % self.num_feature_levels
+            attn_mask = self._attn_mask(mask_embed, level_mask_features[lvl])
             output = self.transformer_cross_attention_layers[i](
                 output, src[lvl], attn_mask=attn_mask, pos=pos[lvl], query_pos=query_pos
             )
@@ -376,12 +440,9 @@ class OMGMaskDecoder(nn.Module):
                 output, attn_mask=self_attn_mask, query_pos=query_pos
             )
             output = self.transformer_ffn_layers[i](output)
-            last = i == self.num_layers - 1
-            next_size = None if last else sizes[(i + 1) % self.num_feature_levels]
-            pred, normed, attn_mask = self._predict(output, mask_features, text_embeddings, next_size)
-            predictions.append(pred)
+            normed, mask_embed = self._query_heads(output)
 
-        out = dict(predictions[-1])
+        out = self._prediction(normed, mask_embed, mask_features, text_embeddings)
         out["query_embeds"] = normed
-        out["aux_outputs"] = predictions[:-1]
+        out["aux_outputs"] = aux_outputs
         return out

@@ -1,21 +1,22 @@
-"""Top-level generation of OMG-Shapes: parameters, the item loop, atomic replacement, meta.json.
+"""Top-level generation of OMG-Shapes: parameters, the item loop, meta.json, and the output
+folder's safety (:class:`omgseg.utils.file_io.ManagedOutput`).
 
-The dataset is written into a fresh sibling directory ``<root>.tmp-*`` and moved into place only
-when complete: an interrupted run never leaves a half-written dataset at ``root`` and never
-deletes a previous one before its replacement is complete. ``meta.json`` is written last.
+The dataset is written into a temporary sibling folder and moved into place only when complete:
+an interrupted (even killed) run never leaves a half-written dataset at ``root`` and never
+deletes a previous one. ``root`` must be absent, empty or a dataset this generator wrote (its
+``.omgseg-manifest.json`` lists every file); files it did not write are never touched.
 """
 import dataclasses
 import json
 import os
-import secrets
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
 from tqdm import tqdm
 
-from .categories import OMG_SHAPES_CATEGORIES, LABEL_DIVISOR
+from ..utils.file_io import ManagedOutput
+from .categories import LABEL_DIVISOR, OMG_SHAPES_CATEGORIES
 from .image_scenes import sample_image_scene
 from .io_utils import write_jpeg, write_json
 from .paths import (SPLITS, OmgShapesPaths, default_omg_shapes_root, frame_stem, image_stem,
@@ -34,6 +35,8 @@ __all__ = ["GENERATOR_VERSION", "OmgShapesConfig", "generate_omg_shapes", "prepa
 
 # Bump whenever the output for given parameters changes (existing datasets are then regenerated).
 GENERATOR_VERSION = "1.0.0"
+# The tool named in the output's manifest and in error messages.
+TOOL_NAME = "datasets/prepare_synthetic.py"
 
 PathLike = Union[str, os.PathLike]
 
@@ -174,19 +177,9 @@ def _generate_into(paths: OmgShapesPaths, cfg: OmgShapesConfig, progress: bool
     return summary
 
 
-def _swap_into_place(new: Path, root: Path) -> None:
-    """Move the complete dataset ``new`` to ``root``, replacing (then deleting) an old one."""
-    if not root.exists():
-        os.rename(new, root)
-        return
-    old = root.with_name(f"{root.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
-    os.rename(root, old)
-    try:
-        os.rename(new, root)
-    except BaseException:
-        os.rename(old, root)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+def _managed(root: PathLike, cfg: OmgShapesConfig, force: bool) -> ManagedOutput:
+    return ManagedOutput(root, script=TOOL_NAME, version=GENERATOR_VERSION,
+                         parameters=cfg.to_json(), force=force)
 
 
 def generate_omg_shapes(
@@ -201,42 +194,37 @@ def generate_omg_shapes(
     video_size: Tuple[int, int] = (192, 256),
     min_frames: int = 8,
     max_frames: int = 20,
+    force: bool = False,
     progress: bool = True,
 ) -> Dict[str, Dict[str, int]]:
-    """Generate OMG-Shapes under ``root`` (replacing what is there, atomically).
+    """Generate OMG-Shapes at ``root``, replacing a dataset this generator wrote there.
 
-    Returns the per-split counts: images, segments and instances (images); videos, frames,
-    tracks, entering_or_leaving_tracks, video_segments (frame-level) and davis_objects (videos).
-    The same arguments give byte-identical files.
+    ``root`` must be absent, empty, or an earlier output of this generator; otherwise
+    :class:`~omgseg.utils.file_io.OutputRefusedError` is raised and nothing is written
+    (``force=True`` accepts a folder without manifest: only the dataset's own paths are
+    replaced there). Returns the per-split counts: images, segments and instances (images);
+    videos, frames, tracks, entering_or_leaving_tracks, video_segments (frame-level) and
+    davis_objects (videos). The same arguments give byte-identical files.
     """
     cfg = OmgShapesConfig(seed=seed, num_train_images=num_train_images,
                           num_val_images=num_val_images, num_train_videos=num_train_videos,
                           num_val_videos=num_val_videos, image_size=image_size,
                           video_size=video_size, min_frames=min_frames, max_frames=max_frames)
-    root = Path(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.with_name(f"{root.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    tmp.mkdir()
-    try:
-        summary = _generate_into(OmgShapesPaths(tmp), cfg, progress)
-        _swap_into_place(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return summary
+    with _managed(root, cfg, force).writing() as tmp:
+        return _generate_into(OmgShapesPaths(tmp), cfg, progress)
 
 
 def prepare_omg_shapes(root: Optional[PathLike] = None, *, force: bool = False,
                        progress: bool = True, **params: Any) -> Tuple[Dict[str, Any], bool]:
-    """Generate OMG-Shapes unless ``root/meta.json`` records the same version and parameters.
+    """Generate OMG-Shapes unless ``root`` already holds it, complete, from the same generator
+    version and parameters (``force`` regenerates).
 
     ``params`` are the keyword arguments of :func:`generate_omg_shapes`. Returns
     ``(counts, generated)``; ``generated`` is False when the existing dataset was kept.
     """
     root = Path(root) if root is not None else default_omg_shapes_root()
-    wanted = OmgShapesConfig(**params).to_json()
-    meta = read_meta(root)
-    if (not force and meta is not None and meta.get("version") == GENERATOR_VERSION
-            and meta.get("parameters") == wanted):
-        return meta["counts"], False
-    return generate_omg_shapes(root, progress=progress, **params), True
+    if _managed(root, OmgShapesConfig(**params), force).up_to_date():
+        meta = read_meta(root)
+        if meta is not None and "counts" in meta:
+            return meta["counts"], False
+    return generate_omg_shapes(root, force=force, progress=progress, **params), True

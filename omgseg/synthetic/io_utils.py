@@ -1,17 +1,16 @@
 """File-format helpers shared by the writers: deterministic JPEG/PNG/JSON output, panoptic id
-colour coding, COCO RLE, tight boxes and the DAVIS palette."""
+colour coding, COCO RLE with area and tight box (pycocotools), and the DAVIS palette."""
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, List, Tuple, Union
 
 import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
 __all__ = ["JPEG_QUALITY", "write_jpeg", "write_png", "write_palette_png", "write_json",
-           "encode_rle", "mask_bbox", "segment_record",
-           "davis_palette"]
+           "rle_record", "segment_record", "davis_palette"]
 
 PathLike = Union[str, os.PathLike]
 JPEG_QUALITY = 95
@@ -48,24 +47,30 @@ def write_json(path: PathLike, obj: Any) -> None:
         json.dump(obj, f, separators=(",", ":"))
 
 
-def encode_rle(mask: np.ndarray) -> Dict[str, Any]:
-    """COCO compressed RLE of a boolean mask, with ``counts`` as str (JSON-serialisable)."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(rle["size"][0]), int(rle["size"][1])],
-            "counts": rle["counts"].decode("ascii")}
+def _rle(mask: np.ndarray) -> Dict[str, Any]:
+    return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
 
 
-def mask_bbox(mask: np.ndarray) -> List[int]:
-    """Tight box [x, y, w, h] (integers) of a non-empty boolean mask."""
-    ys = np.flatnonzero(mask.any(axis=1))
-    xs = np.flatnonzero(mask.any(axis=0))
-    return [int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1)]
+def _area_bbox(rle: Dict[str, Any]) -> Tuple[int, List[int]]:
+    """Pixel count and tight [x, y, w, h] box (integers) of an RLE, by pycocotools."""
+    return int(mask_utils.area(rle)), [int(v) for v in mask_utils.toBbox(rle)]
+
+
+def rle_record(mask: np.ndarray) -> Dict[str, Any]:
+    """``segmentation`` (COCO compressed RLE, ``counts`` as str), ``area`` and ``bbox`` of a
+    boolean mask."""
+    rle = _rle(mask)
+    area, bbox = _area_bbox(rle)
+    segmentation = {"size": [int(rle["size"][0]), int(rle["size"][1])],
+                    "counts": rle["counts"].decode("ascii")}
+    return {"segmentation": segmentation, "area": area, "bbox": bbox}
 
 
 def segment_record(mask: np.ndarray, segment_id: int, category_id: int) -> Dict[str, Any]:
     """COCO-panoptic ``segments_info`` entry of one segment."""
+    area, bbox = _area_bbox(_rle(mask))
     return {"id": int(segment_id), "category_id": int(category_id), "iscrowd": 0,
-            "area": int(mask.sum()), "bbox": mask_bbox(mask)}
+            "area": area, "bbox": bbox}
 
 
 def davis_palette() -> List[int]:

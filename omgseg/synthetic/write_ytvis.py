@@ -6,7 +6,7 @@ for all three where it is not visible. Annotations follow the track order of eac
 from typing import Dict, List
 
 from .categories import THING_CATEGORIES
-from .io_utils import encode_rle, mask_bbox, write_json
+from .io_utils import rle_record, write_json
 from .paths import OmgShapesPaths, frame_stem
 from .video_clips import VideoClip
 
@@ -31,11 +31,11 @@ class YTVISWriter:
         for track in clip.tracks:
             segs, areas, boxes = [], [], []
             for frame in clip.frames:
-                mask = frame.panoptic == track.segment_id
                 if track.segment_id in frame.segments:
-                    segs.append(encode_rle(mask))
-                    areas.append(int(mask.sum()))
-                    boxes.append(mask_bbox(mask))
+                    rec = rle_record(frame.panoptic == track.segment_id)
+                    segs.append(rec["segmentation"])
+                    areas.append(rec["area"])
+                    boxes.append(rec["bbox"])
                 else:
                     segs.append(None)
                     areas.append(None)

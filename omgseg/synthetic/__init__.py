@@ -3,6 +3,10 @@
 ``generate_omg_shapes(root, seed=..., ...)`` writes COCO-panoptic / COCO-instances / semantic
 annotations for images and YouTube-VIS / VIPSeg-style / DAVIS annotations for videos; see
 ``paths.py`` for the layout and ``datasets/prepare_synthetic.py`` for the command line.
+
+A data-preparation tool, not part of the runtime: ``import omgseg`` does not load it (the
+registration of the OMG-Shapes datasets needs only the category table, which lives in
+``omgseg.data.datasets.omg_shapes_categories``).
 """
 from .categories import (CATEGORY_BY_ID, CONTIGUOUS_ID, LABEL_DIVISOR, OMG_SHAPES_CATEGORIES,
                          STUFF_CATEGORIES, THING_CATEGORIES)

@@ -1,4 +1,5 @@
-"""VIPSeg preparation (importable; ``datasets/prepare_vipseg.py`` is the CLI).
+"""VIPSeg preparation, used by ``prepare_vipseg.py`` beside it (a data-preparation module, not
+part of the installed package; see ``panoptic_conversions.py``).
 
 Raw VIPSeg (as downloaded): ``VIPSeg/imgs/<video>/<frame>.jpg`` and ``VIPSeg/panomasks/<video>/
 <frame>.png`` where a mask value v means: 0 = void; 1 <= v < 125 = class v - 1 (one segment per
@@ -12,23 +13,23 @@ Steps (as the official VIPSeg scripts define the 720P release):
    split jsons ``VIPSeg_720P/panoptic_gt_VIPSeg_{split}.json``. The segment id of a mask value is
    the value itself, so one entity keeps its id through the video.
 """
-import logging
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
-from .panoptic_conversions import _progress, encode_panoptic_ids, segment_bbox
-from .utils import atomic_save_png, atomic_write_json, require_dir, require_file
+from omgseg.data.datasets.utils import atomic_save_png, atomic_write_json, require_dir, require_file
 
-logger = logging.getLogger(__name__)
+from panoptic_conversions import encode_panoptic_ids, segment_area_bbox  # sibling module
 
 __all__ = [
     "vipseg_value_to_category",
     "vipseg_mask_to_segments",
     "resize_vipseg_frame",
     "resize_vipseg_to_720p",
+    "read_video_list",
     "convert_vipseg_video",
     "convert_vipseg_panoptic",
 ]
@@ -55,9 +56,9 @@ def vipseg_mask_to_segments(mask: np.ndarray) -> Tuple[np.ndarray, List[Dict]]:
         if value == 0:
             continue
         cat, _ = vipseg_value_to_category(value)
-        m = ids == value
-        segments.append({"id": int(value), "category_id": cat, "iscrowd": 0,
-                         "area": int(m.sum()), "bbox": segment_bbox(m)})
+        area, bbox = segment_area_bbox(ids == value)
+        segments.append({"id": int(value), "category_id": cat, "iscrowd": 0, "area": area,
+                         "bbox": bbox})
     return ids, segments
 
 
@@ -75,12 +76,11 @@ def resize_vipseg_frame(image_path: str, mask_path: str, out_image: str, out_mas
     mask.resize(size, Image.NEAREST).save(out_mask)
 
 
-def resize_vipseg_to_720p(root: str, out_root: Optional[str] = None, height: int = 720,
+def resize_vipseg_to_720p(root: str, out_root: str, height: int = 720,
                           progress: bool = True) -> int:
-    """``<root>/{imgs,panomasks}`` -> ``<out_root>/{images,panomasks}`` (default out_root:
-    ``<root>/VIPSeg_720P``). Frames without a mask (the test split) are skipped; files already
-    there are kept. Returns the number of frames written."""
-    out_root = out_root or os.path.join(root, "VIPSeg_720P")
+    """``<root>/{imgs,panomasks}`` -> ``<out_root>/{images,panomasks}`` (frame height
+    ``height``). Frames without a mask (the test split) are skipped. Returns the number of
+    frames written."""
     img_root = require_dir(os.path.join(root, "imgs"), "VIPSeg raw frame directory")
     mask_root = require_dir(os.path.join(root, "panomasks"), "VIPSeg raw mask directory")
     jobs = []
@@ -92,14 +92,23 @@ def resize_vipseg_to_720p(root: str, out_root: Optional[str] = None, height: int
             mask = os.path.join(mask_root, video, stem + ".png")
             if name.startswith(".") or not os.path.isfile(mask):
                 continue
-            out_img = os.path.join(out_root, "images", video, stem + ".jpg")
-            out_mask = os.path.join(out_root, "panomasks", video, stem + ".png")
-            if os.path.isfile(out_img) and os.path.isfile(out_mask):
-                continue
-            jobs.append((os.path.join(img_root, video, name), mask, out_img, out_mask))
-    for job in _progress(jobs, len(jobs), "VIPSeg -> 720P", progress):
+            jobs.append((os.path.join(img_root, video, name), mask,
+                         os.path.join(out_root, "images", video, stem + ".jpg"),
+                         os.path.join(out_root, "panomasks", video, stem + ".png")))
+    for job in tqdm(jobs, desc="VIPSeg -> 720P", disable=not progress):
         resize_vipseg_frame(*job, height=height)
     return len(jobs)
+
+
+def read_video_list(list_file: str) -> List[str]:
+    """Video names of a VIPSeg split list (one per line), checked for duplicates."""
+    require_file(list_file, "VIPSeg split list")
+    with open(list_file) as f:
+        videos = [line.strip() for line in f if line.strip()]
+    dup = sorted({v for v in videos if videos.count(v) > 1})
+    if dup:
+        raise ValueError(f"{list_file}: video(s) {dup[:5]} listed twice")
+    return videos
 
 
 def convert_vipseg_video(mask_dir: str, out_dir: str, video_id: str) -> Tuple[Dict, Dict]:
@@ -107,8 +116,11 @@ def convert_vipseg_video(mask_dir: str, out_dir: str, video_id: str) -> Tuple[Di
     images, annotations = [], []
     for name in sorted(n for n in os.listdir(mask_dir) if n.endswith(".png")):
         stem = os.path.splitext(name)[0]
-        mask = np.asarray(Image.open(os.path.join(mask_dir, name)))
-        ids, segments = vipseg_mask_to_segments(mask)
+        path = os.path.join(mask_dir, name)
+        try:
+            ids, segments = vipseg_mask_to_segments(np.asarray(Image.open(path)))
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from e
         atomic_save_png(encode_panoptic_ids(ids), os.path.join(out_dir, name))
         images.append({"id": stem, "file_name": stem + ".jpg", "height": int(ids.shape[0]),
                        "width": int(ids.shape[1])})
@@ -119,33 +131,29 @@ def convert_vipseg_video(mask_dir: str, out_dir: str, video_id: str) -> Tuple[Di
 
 def convert_vipseg_panoptic(
     root_720p: str,
-    split_lists: Dict[str, str],
+    split: str,
+    videos: Sequence[str],
+    out_root: Optional[str] = None,
     categories: Optional[Sequence[Dict]] = None,
     progress: bool = True,
-) -> Dict[str, str]:
-    """``<root_720p>/panomasks`` -> ``panomasksRGB/`` + ``panoptic_gt_VIPSeg_{split}.json`` for
-    each ``split -> list file`` in ``split_lists``. Returns split -> json path."""
-    from .builtin_categories import VIPSEG_CATEGORIES
+) -> str:
+    """``<root_720p>/panomasks/<video>`` -> ``<out_root>/panomasksRGB/<video>`` and
+    ``<out_root>/panoptic_gt_VIPSeg_{split}.json`` for the ``videos`` of ``split``
+    (``out_root`` defaults to ``root_720p``). Returns the json path."""
+    from omgseg.data.datasets.builtin_categories import VIPSEG_CATEGORIES
 
+    out_root = out_root or root_720p
     cats = [{"id": c["id"], "name": c.get("raw_name", c["name"]), "isthing": c["isthing"],
              "color": c["color"]} for c in (categories or VIPSEG_CATEGORIES)]
     mask_root = require_dir(os.path.join(root_720p, "panomasks"), "VIPSeg 720P mask directory",
                             "datasets/prepare_vipseg.py")
-    out = {}
-    for split, list_file in split_lists.items():
-        require_file(list_file, f"VIPSeg {split} list")
-        with open(list_file) as f:
-            videos = [line.strip() for line in f if line.strip()]
-        entries_v, entries_a = [], []
-        for video in _progress(videos, len(videos), f"VIPSeg {split} panoptic", progress):
-            mask_dir = require_dir(os.path.join(mask_root, video), "VIPSeg 720P video masks")
-            v, a = convert_vipseg_video(
-                mask_dir, os.path.join(root_720p, "panomasksRGB", video), video
-            )
-            entries_v.append(v)
-            entries_a.append(a)
-        path = os.path.join(root_720p, f"panoptic_gt_VIPSeg_{split}.json")
-        atomic_write_json({"videos": entries_v, "annotations": entries_a, "categories": cats},
-                          path)
-        out[split] = path
-    return out
+    entries_v, entries_a = [], []
+    for video in tqdm(videos, desc=f"VIPSeg {split} panoptic", disable=not progress):
+        mask_dir = require_dir(os.path.join(mask_root, video), "VIPSeg 720P video masks")
+        v, a = convert_vipseg_video(mask_dir, os.path.join(out_root, "panomasksRGB", video),
+                                    video)
+        entries_v.append(v)
+        entries_a.append(a)
+    path = os.path.join(out_root, f"panoptic_gt_VIPSeg_{split}.json")
+    atomic_write_json({"videos": entries_v, "annotations": entries_a, "categories": cats}, path)
+    return path

@@ -3,7 +3,7 @@ from typing import Dict, List
 
 from .categories import CATEGORY_BY_ID, THING_CATEGORIES
 from .compositing import RenderedFrame
-from .io_utils import encode_rle, mask_bbox, write_json
+from .io_utils import rle_record, write_json
 from .paths import OmgShapesPaths
 
 __all__ = ["CocoInstancesWriter"]
@@ -26,10 +26,11 @@ class CocoInstancesWriter:
         for _, cat, mask in frame.segment_masks():
             if not CATEGORY_BY_ID[cat]["isthing"]:
                 continue
+            rec = rle_record(mask)
             self.annotations.append({
                 "id": len(self.annotations) + 1, "image_id": image_id, "category_id": cat,
-                "segmentation": encode_rle(mask), "area": int(mask.sum()),
-                "bbox": mask_bbox(mask), "iscrowd": 0,
+                "segmentation": rec["segmentation"], "area": rec["area"], "bbox": rec["bbox"],
+                "iscrowd": 0,
             })
             n += 1
         return n
