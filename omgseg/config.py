@@ -129,14 +129,37 @@ def _add_model_config(cfg: CN) -> None:
     # Semantic: resize masks to the output size before the per-pixel sum.
     cfg.MODEL.OMG.TEST.SEM_SEG_POSTPROCESSING_BEFORE_INFERENCE = True
 
+    # ---- video inference (clip by clip, omgseg/modeling/video) ----------------------------
+    cfg.MODEL.OMG.TEST.VIDEO = CN()
+    # Frames per clip; 0 = the official rule by evaluator_type (YT-VIS / DAVIS: 5 for videos
+    # over 15 frames else 3; VIPSeg: 2 over 15 else 3; other videos: 3; see video/clips.py).
+    cfg.MODEL.OMG.TEST.VIDEO.CLIP_LENGTH = 0
+    # VOS: the queries of highest video-level objectness matched to the first-frame objects.
+    cfg.MODEL.OMG.TEST.VIDEO.NUM_VOS_PROPOSALS = 25
+    # Parent folder of each video's temporary on-disk mask store ("" = the system default).
+    cfg.MODEL.OMG.TEST.VIDEO.TMP_DIR = ""
+    # Show a tqdm progress bar over the frames of each video.
+    cfg.MODEL.OMG.TEST.VIDEO.PROGRESS_BAR = True
+
 
 def _add_input_config(cfg: CN) -> None:
     # The CLIP towers take RGB.
     cfg.INPUT.FORMAT = "RGB"
-    # Mapper used by the trainer (see omgseg.data.build.MAPPERS).
-    cfg.INPUT.DATASET_MAPPER_NAME = "omg_pseudo_video_lsj"
+    # Mapper used by the trainer (see omgseg.data.build.MAPPERS): "omg_multi_task" maps image
+    # records to pseudo-videos and video records to clips, so DATASETS.TRAIN may mix both.
+    cfg.INPUT.DATASET_MAPPER_NAME = "omg_multi_task"
     # Frames per training clip; an image becomes a pseudo-video of this many frames.
     cfg.INPUT.NUM_FRAMES = 2
+    # How a video's training clip is drawn: "interval" (official OMG-Seg VideoClipSample: T
+    # frames at a fixed stride, uniform start) or "range" (Mask2Former: a uniform reference
+    # frame plus frames within +-SAMPLING_FRAME_RANGE of it).
+    cfg.INPUT.SAMPLING_FRAME_MODE = "interval"
+    # Stride between the frames of a clip in "interval" mode (official: 2).
+    cfg.INPUT.SAMPLING_FRAME_INTERVAL = 2
+    # Half-width of the window around the reference frame in "range" mode (Mask2Former: 20).
+    cfg.INPUT.SAMPLING_FRAME_RANGE = 20
+    # Shuffle the order of the drawn frames (Mask2Former SAMPLING_FRAME_SHUFFLE: off).
+    cfg.INPUT.SAMPLING_FRAME_SHUFFLE = False
     # Large-scale jitter as mmdet RandomResize(keep_ratio=True) + RandomCrop: draw r, fit the
     # image's long / short edge into r * (max, min) of CROP_SIZE, then crop CROP_SIZE per frame.
     cfg.INPUT.LSJ = CN()

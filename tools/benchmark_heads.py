@@ -41,8 +41,6 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 CONVNEXT_L_CHANNELS = {"res2": 192, "res3": 384, "res4": 768, "res5": 1536}
 STRIDES = {"res2": 4, "res3": 8, "res4": 16, "res5": 32}
 NUM_CLASSES = 133

@@ -19,7 +19,13 @@ from detectron2.data import DatasetCatalog, MetadataCatalog, get_detection_datas
 from detectron2.data.build import filter_images_with_only_crowd_annotations
 from detectron2.data.samplers import RepeatFactorTrainingSampler
 
-from .dataset_mappers import OMGTestDatasetMapper, PseudoVideoLSJDatasetMapper
+from .dataset_mappers import (
+    MultiTaskDatasetMapper,
+    OMGTestDatasetMapper,
+    PseudoVideoLSJDatasetMapper,
+    VideoClipDatasetMapper,
+    VideoTestDatasetMapper,
+)
 from .datasets.validation import check_coco_instances_json
 
 __all__ = [
@@ -38,13 +44,21 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # Training mappers by INPUT.DATASET_MAPPER_NAME; each is called as ``cls(cfg, is_train=True)``.
+# "omg_multi_task" maps each record by its kind (image -> pseudo-video, video -> clip; see
+# dataset_mappers.MAPPERS_BY_RECORD_KIND); the others accept one kind only.
 MAPPERS: Dict[str, Callable] = {
+    "omg_multi_task": MultiTaskDatasetMapper,
     "omg_pseudo_video_lsj": PseudoVideoLSJDatasetMapper,
+    "omg_video_clip": VideoClipDatasetMapper,
 }
 
 # Test mappers by the dataset's metadata ``evaluator_type`` (default: OMGTestDatasetMapper);
 # each is called as ``cls(cfg, is_train=False, dataset_name=name)``.
-TEST_MAPPERS: Dict[str, Callable] = {}
+TEST_MAPPERS: Dict[str, Callable] = {
+    "ytvis": VideoTestDatasetMapper,
+    "vps": VideoTestDatasetMapper,
+    "davis": VideoTestDatasetMapper,
+}
 
 
 def build_train_mapper(cfg):

@@ -1,4 +1,5 @@
-"""Predictors users call on their own images (Detectron2 ``DefaultPredictor`` idiom)."""
+"""Predictors users call on their own images and videos (Detectron2 ``DefaultPredictor`` idiom)."""
 from .predictor import OMGSegPredictor, prepare_image
+from .video_predictor import ResizedFrames, VideoPredictor
 
-__all__ = ["OMGSegPredictor", "prepare_image"]
+__all__ = ["OMGSegPredictor", "ResizedFrames", "VideoPredictor", "prepare_image"]

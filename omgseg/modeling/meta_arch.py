@@ -5,11 +5,13 @@ vocabulary, S synonyms, D CLIP text dim, H x W padded input, h x w = H/4 x W/4.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from detectron2.config import configurable
+from detectron2.data import MetadataCatalog
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import ImageList, Instances
@@ -18,6 +20,15 @@ from .build import build_pixel_decoder, build_transformer_decoder
 from .clip.text_embeddings import TextEmbeddingCache
 from .criterion import SetCriterion
 from .postprocessing import frame_inference
+from .video import (
+    ClipPrediction,
+    PostprocessSettings,
+    clip_length_for,
+    final_query_features,
+    infer_video,
+    select_video_tasks,
+    split_video,
+)
 from .vocabulary import Vocabulary, dataset_vocabulary, merge_vocabularies, training_vocabulary
 
 __all__ = ["OMGSeg", "Vocabulary"]
@@ -31,7 +42,9 @@ class OMGSeg(nn.Module):
     ``"instances"`` per frame). Inference input: Detectron2's ``{"image": [3, H, W], ...}`` or a
     clip ``{"video": [T, 3, H, W], ...}``. Per image the output holds ``sem_seg`` [K, H, W],
     ``panoptic_seg`` (ids [H, W], segments_info) and ``instances``, per the ``*_ON`` switches; a
-    clip gives ``{"frames": [that dict per frame]}``.
+    clip gives ``{"frames": [that dict per frame]}``. A whole video ``{"video_frames":
+    Sequence of HWC uint8 frames, ...}`` is run clip by clip with query association
+    (:meth:`video_inference`).
     """
 
     @configurable
@@ -56,6 +69,10 @@ class OMGSeg(nn.Module):
         overlap_threshold: float,
         test_topk_per_image: int,
         sem_seg_postprocess_before_inference: bool,
+        video_clip_length: int = 0,
+        num_vos_proposals: int = 25,
+        video_tmp_dir: str = "",
+        video_progress: bool = True,
     ):
         super().__init__()
         self.backbone = backbone
@@ -79,6 +96,10 @@ class OMGSeg(nn.Module):
         self.overlap_threshold = overlap_threshold
         self.test_topk_per_image = test_topk_per_image
         self.sem_seg_postprocess_before_inference = sem_seg_postprocess_before_inference
+        self.video_clip_length = int(video_clip_length)
+        self.num_vos_proposals = int(num_vos_proposals)
+        self.video_tmp_dir = video_tmp_dir
+        self.video_progress = bool(video_progress)
 
     @classmethod
     def from_config(cls, cfg):
@@ -109,6 +130,10 @@ class OMGSeg(nn.Module):
             "overlap_threshold": test.OVERLAP_THRESHOLD,
             "test_topk_per_image": test.DETECTIONS_PER_IMAGE,
             "sem_seg_postprocess_before_inference": test.SEM_SEG_POSTPROCESSING_BEFORE_INFERENCE,
+            "video_clip_length": test.VIDEO.CLIP_LENGTH,
+            "num_vos_proposals": test.VIDEO.NUM_VOS_PROPOSALS,
+            "video_tmp_dir": test.VIDEO.TMP_DIR,
+            "video_progress": test.VIDEO.PROGRESS_BAR,
         }
 
     @property
@@ -272,12 +297,125 @@ class OMGSeg(nn.Module):
     def forward(self, batched_inputs: List[dict]):
         if self.training:
             return self.forward_train(batched_inputs)
+        if any("video_frames" in inp for inp in batched_inputs):
+            return [self.video_inference(inp) for inp in batched_inputs]
         images, num_frames = self._frames(batched_inputs)
         vocab = self._eval_vocabulary(batched_inputs)
         text = self.text_embeddings(vocab.names)
         _, mask_features, multi_scale = self.encode(images)
         outputs = self.mask_decoder(multi_scale, mask_features, num_frames, text)
         return self.inference(batched_inputs, images, num_frames, outputs, vocab)
+
+    # ---- streaming video inference -----------------------------------------------------------
+    def video_inference(self, inp: dict, tasks: Optional[Sequence[str]] = None) -> dict:
+        """One whole video, clip by clip (``omgseg/modeling/video``; memory bounded by the clip
+        length).
+
+        Args:
+            inp: ``{"video_frames": Sequence of T frames (HWC uint8 in INPUT.FORMAT, resized by
+                the test augmentation, all one size), "height", "width" (original size; default
+                ``video_frames.original_size``, else the frame size), "video_id", "length",
+                "dataset_name" (vocabulary; its ``evaluator_type`` picks the clip length and the
+                outputs)}``; for VOS also ``"first_frame_masks"`` bool [N_obj, H0, W0] and
+                ``"object_ids"`` [N_obj].
+            tasks: outputs to produce, a subset of ``("panoptic", "semantic", "instance",
+                "vos")``; default: :func:`select_video_tasks` (dataset's evaluator + ``*_ON``).
+
+        Returns:
+            ``{"video_id", "frames": lazy [T] of {"panoptic_seg", "sem_seg"}, "video_instances":
+            [{"score", "category_id", "segmentations": [RLE] * T}], "vos_masks": lazy [T] of
+            uint8 [H0, W0]}`` for the requested tasks (see ``video/inference.py``).
+        """
+        if "video_frames" not in inp:
+            raise KeyError(f"video_inference needs 'video_frames'; got keys {sorted(inp)}")
+        frames = inp["video_frames"]
+        video_id = inp.get("video_id", getattr(frames, "video_id", None))
+        name = f"video {video_id!r}"
+        num_frames = len(frames)
+        if num_frames == 0:
+            raise ValueError(f"{name} has no frames")
+        if inp.get("length") is not None and int(inp["length"]) != num_frames:
+            raise ValueError(f"{name}: 'length' is {inp['length']} but video_frames has "
+                             f"{num_frames} frames")
+        if inp.get("height") is not None and inp.get("width") is not None:
+            output_size = (int(inp["height"]), int(inp["width"]))
+        elif getattr(frames, "original_size", None) is not None:
+            output_size = tuple(int(x) for x in frames.original_size)
+        else:
+            output_size = tuple(self._video_frame(frames, 0, name).shape[-2:])
+        vocab = self._vocabulary_of(inp)
+        text = self.text_embeddings(vocab.names)
+        dataset = inp.get("dataset_name")
+        evaluator_type = None
+        if dataset:
+            evaluator_type = MetadataCatalog.get(dataset).get("evaluator_type", None)
+        if tasks is None:
+            tasks = select_video_tasks(
+                evaluator_type, panoptic_on=self.panoptic_on, semantic_on=self.semantic_on,
+                instance_on=self.instance_on, has_first_frame="first_frame_masks" in inp,
+            )
+        clip_length = clip_length_for(num_frames, evaluator_type, self.video_clip_length)
+        settings = PostprocessSettings(
+            object_mask_threshold=self.object_mask_threshold,
+            overlap_threshold=self.overlap_threshold,
+            topk=self.test_topk_per_image,
+            semantic_before_inference=self.sem_seg_postprocess_before_inference,
+            num_vos_proposals=self.num_vos_proposals,
+        )
+        with torch.no_grad():
+            return infer_video(
+                bounds=split_video(num_frames, clip_length),
+                decode_clip=lambda s, e: self._decode_video_clip(frames, s, e, text, name),
+                num_frames=num_frames,
+                tasks=tuple(tasks),
+                is_thing=vocab.is_thing,
+                output_size=output_size,
+                settings=settings,
+                instance_thing_mask=None if all(vocab.is_thing) else vocab.is_thing,
+                first_frame_masks=inp.get("first_frame_masks"),
+                object_ids=inp.get("object_ids"),
+                video_id=video_id,
+                device=self.device,
+                tmp_dir=self.video_tmp_dir or None,
+                progress=self.video_progress,
+            )
+
+    @staticmethod
+    def _video_frame(frames, t: int, name: str) -> torch.Tensor:
+        """Frame ``t`` of a ``video_frames`` sequence (HWC uint8, 3 channels) as uint8 [3, H, W]."""
+        frame = frames[t]
+        if not isinstance(frame, np.ndarray):
+            raise TypeError(f"{name}, frame {t}: video_frames must give numpy HWC uint8 arrays, "
+                            f"got {type(frame).__name__}")
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8 or 0 in frame.shape:
+            raise ValueError(f"{name}, frame {t}: a frame must be a non-empty (H, W, 3) uint8 "
+                             f"array, got {frame.dtype} {frame.shape}")
+        return torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1)))
+
+    def _decode_video_clip(self, frames, start: int, end: int, text: torch.Tensor,
+                           name: str) -> ClipPrediction:
+        """Frames ``start..end-1`` through backbone, pixel decoder and the shared decoder
+        (T = end - start); query features for association: the decoder's final output before
+        its LayerNorm (:func:`final_query_features`)."""
+        clip = [self._video_frame(frames, t, name) for t in range(start, end)]
+        for t, frame in zip(range(start, end), clip):
+            if frame.shape != clip[0].shape:
+                raise ValueError(f"{name}, frame {t}: size {tuple(frame.shape[1:])} differs from "
+                                 f"frame {start}'s {tuple(clip[0].shape[1:])}; all frames of a "
+                                 "video must have one size")
+        images, num_frames = self._frames([{"video": torch.stack(clip)}])
+        _, mask_features, multi_scale = self.encode(images)
+        with final_query_features(self.mask_decoder) as captured:
+            out = self.mask_decoder(multi_scale, mask_features, num_frames, text)
+        features = captured.get("features", out["query_embeds"])
+        return ClipPrediction(
+            mask_cls=out["pred_logits"][0],
+            objectness=out["pred_objectness"][0],
+            masks=out["pred_masks"][0],
+            query_features=features[0],
+            padded_size=tuple(images.tensor.shape[-2:]),
+            image_size=tuple(images.image_sizes[0]),
+        )
 
     def forward_train(self, batched_inputs: List[dict]) -> Dict[str, torch.Tensor]:
         """Weighted losses of a training batch, every sample classified against the joint

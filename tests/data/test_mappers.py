@@ -204,6 +204,7 @@ def test_test_mapper_and_tables(coco_records, tmp_path):
     add_omgseg_config(cfg)
     cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST = 96, 128
     cfg.INPUT.LSJ.CROP_SIZE = [64, 64]
+    cfg.INPUT.DATASET_MAPPER_NAME = "omg_pseudo_video_lsj"  # the default is "omg_multi_task"
     train_mapper = build_train_mapper(cfg)
     assert isinstance(train_mapper, MAPPERS["omg_pseudo_video_lsj"])
     assert train_mapper.num_frames == cfg.INPUT.NUM_FRAMES

@@ -5,6 +5,11 @@ from .image_io import read_image_checked, read_label_image
 from .pseudo_video_mapper import PseudoVideoLSJDatasetMapper
 from .targets import load_frame_targets, record_task, vocabulary_size
 from .test_mapper import OMGTestDatasetMapper
+from .frame_sampling import FRAME_SAMPLING_MODES, FrameSampler
+from .video_targets import check_video_record, first_frame_objects, video_task
+from .video_mapper import VideoClipDatasetMapper
+from .video_test_mapper import VideoTestDatasetMapper
+from .multi_task_mapper import MAPPERS_BY_RECORD_KIND, MultiTaskDatasetMapper, record_kind
 
 __all__ = [
     "ScaleJitterResize",
@@ -20,4 +25,14 @@ __all__ = [
     "load_frame_targets",
     "record_task",
     "vocabulary_size",
+    "FRAME_SAMPLING_MODES",
+    "FrameSampler",
+    "check_video_record",
+    "first_frame_objects",
+    "video_task",
+    "VideoClipDatasetMapper",
+    "VideoTestDatasetMapper",
+    "MAPPERS_BY_RECORD_KIND",
+    "MultiTaskDatasetMapper",
+    "record_kind",
 ]

@@ -40,6 +40,13 @@ _MAX_LISTED = 10
 
 def record_task(dataset_dict: dict) -> str:
     """Which kind of target a record carries: panoptic, instance or semantic."""
+    if "file_names" in dataset_dict:
+        raise ValueError(
+            f"video {dataset_dict.get('video_id')!r} of dataset "
+            f"'{dataset_dict.get('dataset_name', '')}' is a video record (it lists "
+            f"'file_names'): map it with VideoClipDatasetMapper (INPUT.DATASET_MAPPER_NAME "
+            f"'omg_multi_task' or 'omg_video_clip')"
+        )
     task = dataset_dict.get("task")
     if task in TASKS:
         return task

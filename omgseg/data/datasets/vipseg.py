@@ -69,6 +69,10 @@ def load_video_panoptic_json(
         if frame_anns is None:
             raise ValueError(f"{json_file}: video {vid!r} has no annotations entry")
         by_image = {a["image_id"]: a for a in frame_anns}
+        orphans = set(by_image) - {img["id"] for img in images}
+        if orphans:
+            raise ValueError(f"{json_file}: video {vid!r} has annotations of frames not in its "
+                             f"'images': {sorted(orphans, key=str)[:10]}")
         file_names, pan_files, segs, image_ids = [], [], [], []
         for img in images:
             ann = by_image.get(img["id"])

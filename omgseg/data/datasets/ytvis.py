@@ -98,6 +98,10 @@ def load_ytvis_json(json_file: str, image_root: str, dataset_name: Optional[str]
             raise ValueError(f"{json_file}: unknown category id {cat!r} (annotation "
                              f"{anno.get('id')}, video {anno.get('video_id')})")
         by_video.setdefault(anno["video_id"], []).append(anno)
+    orphans = set(by_video) - {v["id"] for v in data["videos"]}
+    if orphans:
+        raise ValueError(f"{json_file}: annotations of videos not in 'videos': "
+                         f"{sorted(orphans, key=str)[:10]}")
     records = []
     for vid in sorted(data["videos"], key=lambda v: v["id"]):
         file_names = [os.path.join(image_root, f) for f in vid["file_names"]]
@@ -105,6 +109,12 @@ def load_ytvis_json(json_file: str, image_root: str, dataset_name: Optional[str]
         if length != len(file_names):
             raise ValueError(f"{json_file}: video {vid['id']} has length {length} but "
                              f"{len(file_names)} file names")
+        for anno in by_video.get(vid["id"], []):
+            for key in ("segmentations", "bboxes"):
+                if anno.get(key) is not None and len(anno[key]) != length:
+                    raise ValueError(
+                        f"{json_file}: video {vid['id']} has {length} frames but annotation "
+                        f"{anno.get('id')} lists {len(anno[key])} '{key}' (one per frame needed)")
         record = {
             "video_id": vid["id"],
             "file_names": file_names,
