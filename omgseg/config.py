@@ -138,8 +138,27 @@ def _add_model_config(cfg: CN) -> None:
     cfg.MODEL.OMG.TEST.VIDEO.NUM_VOS_PROPOSALS = 25
     # Parent folder of each video's temporary on-disk mask store ("" = the system default).
     cfg.MODEL.OMG.TEST.VIDEO.TMP_DIR = ""
-    # Show a tqdm progress bar over the frames of each video.
+    # Show a tqdm progress bar over the frames of each video (on a terminal; not in log files).
     cfg.MODEL.OMG.TEST.VIDEO.PROGRESS_BAR = True
+
+    # ---- prompts: location queries (omgseg/modeling/prompts) -------------------------------
+    cfg.MODEL.OMG.PROMPT = CN()
+    # pb_embedding row of point prompts (0 = box, 1 = point). Ours trains row 1; the released
+    # official weights were trained with row 0 for every prompt (points as +-3 px boxes): set 0
+    # to prompt them.
+    cfg.MODEL.OMG.PROMPT.POINT_TYPE = 1
+    # Training box jitter U(-1, 1) * NOISE_SCALE * NOISE_FACTOR * (w/2, h/2, w, h) on normalised
+    # (cx, cy, w, h): official prepare_for_dn_mo noise_scale 0.4 ...
+    cfg.MODEL.OMG.PROMPT.NOISE_SCALE = 0.4
+    # ... and its factor 0.01 (applied to every prompt in the official code).
+    cfg.MODEL.OMG.PROMPT.NOISE_FACTOR = 0.01
+    # Most prompts one predict() call accepts (bounds the P x H x W output masks).
+    cfg.MODEL.OMG.PROMPT.MAX_PROMPTS = 100
+    # Referring regions: minimum cosine similarity of a target query's class embedding to the
+    # reference region's. No official value; 0.9 = the F1-best cut (0.94, rounded down for
+    # recall) of referring_selection on OMG-Shapes val pairs with a tiny model (PQ 32); not
+    # tuned on real data: calibrate per model with prompts/referring.py best_f1_threshold.
+    cfg.MODEL.OMG.PROMPT.REFERRING_THRESHOLD = 0.9
 
 
 def _add_input_config(cfg: CN) -> None:
@@ -174,10 +193,29 @@ def _add_input_config(cfg: CN) -> None:
     cfg.INPUT.SIZE_DIVISIBILITY = 32
     # Drop ground-truth segments smaller than this many pixels after augmentation.
     cfg.INPUT.MIN_MASK_AREA = 0
+    # Prompt (COCO-SAM mode) samples, official coco_panoptic_lsj_sam pipeline + preprocessor.
+    cfg.INPUT.PROMPT = CN()
+    # Prompts per training image; entities repeat when fewer (official num_proposals 20).
+    cfg.INPUT.PROMPT.NUM_PROMPTS = 20
+    # Entities with fewer pixels after augmentation get no prompt (official min_gt_mask_area).
+    cfg.INPUT.PROMPT.MIN_MASK_AREA = 32
+    # Scale-jitter ratio range of prompt samples (official COCO-SAM ratio_range (0.1, 2.0)).
+    cfg.INPUT.PROMPT.MIN_SCALE = 0.1
+    cfg.INPUT.PROMPT.MAX_SCALE = 2.0
+    # Sampling weights of the prompt kinds (point, box, scribble, polygon, mask), per prompt;
+    # official: points only (1, 0, 0, 0, 0), encoded as boxes (MODEL.OMG.PROMPT.POINT_TYPE 0).
+    cfg.INPUT.PROMPT.KIND_WEIGHTS = [0.4, 0.3, 0.1, 0.1, 0.1]
+    # Prompt modes of the interactive mIoU evaluation, one prompt per segment each.
+    cfg.INPUT.PROMPT.EVAL_MODES = ["point", "box", "scribble"]
     # Fraction of the training images RandomSubsetTrainingSampler keeps (Detectron2 reads this
     # key but its defaults lack it; 1.0 = all, as every official run).
     if not hasattr(cfg.DATALOADER, "RANDOM_SUBSET_RATIO"):
         cfg.DATALOADER.RANDOM_SUBSET_RATIO = 1.0
+    # Per-dataset repeat factors for DATALOADER.SAMPLER_TRAIN "WeightedTrainingSampler": pairs
+    # [dataset name, factor] (unlisted datasets: 1), e.g. the official joint run repeats
+    # YouTube-VIS 2019 x30, VIPSeg x15, Cityscapes x15 against COCO x1 (newer Detectron2 has it).
+    if not hasattr(cfg.DATASETS, "TRAIN_REPEAT_FACTOR"):
+        cfg.DATASETS.TRAIN_REPEAT_FACTOR = []
 
 
 def _add_solver_config(cfg: CN) -> None:

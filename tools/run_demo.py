@@ -1,11 +1,14 @@
 #!/usr/bin/env python
-"""`make demo`: the OMG-Shapes synthetic benchmark, end to end on CPU.
+"""`make demo`: the OMG-Shapes synthetic benchmark, every task from ONE checkpoint, on CPU.
 
 1. generate the benchmark (skipped when it is already there with the same parameters);
-2. train the tiny config (configs/omg_tiny_synthetic.yaml), evaluating every EVAL_PERIOD
-   iterations so the growth of PQ / AP / mIoU with training time is recorded;
-3. evaluate the final model on the val split and print PQ / mask AP / mIoU as a table;
-4. save Detectron2 Visualizer pictures (input | ground truth | panoptic | instances | semantic).
+2. train the tiny config (configs/omg_tiny_synthetic.yaml) on images, videos (and prompts, when
+   the config lists them) together, evaluating every TEST.EVAL_PERIOD iterations so the growth of
+   every number with training is recorded;
+3. print one table: image PQ / mask AP / mIoU, VPQ / STQ, YouTube-VIS AP, VSS mIoU, VOS J&F,
+   prompted mIoU — all from the final checkpoint;
+4. save pictures: per val image (input | ground truth | panoptic | instances | semantic), per val
+   video a frame strip of tracked ids (input / ground truth / prediction), and the VOS tracks.
 
 A second run reuses output/demo/model_final.pth if its config is unchanged (pass --retrain to
 train again). Extra KEY VALUE arguments override the config.
@@ -19,6 +22,26 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# (task, evaluator task key, metric key, label): the rows of the final table, taken from every
+# test dataset that reports them (table-driven: a config without videos prints image rows only).
+DEMO_METRICS = (
+    ("image panoptic (PS)", "panoptic_seg", "PQ", "PQ"),
+    ("image instance (IS)", "segm", "AP", "mask AP"),
+    ("image semantic (SS)", "sem_seg", "mIoU", "mIoU"),
+    ("video panoptic (VPS)", "vpq", "VPQ", "VPQ"),
+    ("video panoptic (VPS)", "vpq", "STQ", "STQ"),
+    ("video instance (VIS)", "segm", "AP", "YouTube-VIS AP"),
+    ("video semantic (VSS)", "vss", "mIoU", "mIoU"),
+    ("video semantic (VSS)", "vss", "VC8", "VC8"),
+    ("video object (VOS)", "vos", "J&F-Mean", "J&F"),
+    ("prompted (point)", "prompt", "mIoU_point", "mIoU"),
+    ("prompted (box)", "prompt", "mIoU_box", "mIoU"),
+    ("prompted (scribble)", "prompt", "mIoU_scribble", "mIoU"),
+    ("prompt-driven VOS", "prompt_vos", "J&F-Mean", "J&F"),
+)
+# Datasets whose "segm" results are video AP rather than image mask AP.
+_VIDEO_EVALUATORS = ("ytvis",)
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
@@ -29,6 +52,7 @@ def parse_args(argv=None):
     )
     parser.add_argument("--retrain", action="store_true", help="train even if a final model exists")
     parser.add_argument("--num-vis", type=int, default=8, help="validation images to draw")
+    parser.add_argument("--num-vis-videos", type=int, default=3, help="validation videos to draw")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     return parser.parse_args(argv)
 
@@ -43,11 +67,11 @@ def dataset_summary(names):
     from tabulate import tabulate
 
     rows = []
-    for name in names:
+    for name in dict.fromkeys(names):
         dicts = DatasetCatalog.get(name)
-        segments = sum(len(d.get("segments_info", d.get("annotations", []))) for d in dicts)
-        rows.append([name, len(dicts), segments])
-    return tabulate(rows, headers=["dataset", "records", "segments"], tablefmt="github")
+        frames = sum(int(d.get("length", 1)) for d in dicts)
+        rows.append([name, len(dicts), frames])
+    return tabulate(rows, headers=["dataset", "records", "frames"], tablefmt="github")
 
 
 def train(cfg, retrain: bool):
@@ -77,27 +101,68 @@ def train(cfg, retrain: bool):
     return seconds, getattr(trainer, "_last_eval_results", None)
 
 
-def growth_table(output_dir, max_iter):
-    """PQ / AP / mIoU of the periodic evaluations (metrics.json written by Detectron2's hooks)."""
+def _per_dataset(results, test_names):
+    """Detectron2 returns {task: ...} for one test dataset and {dataset: {task: ...}} for more."""
+    if len(test_names) == 1 and not all(k in test_names for k in results):
+        return {test_names[0]: results}
+    return results
+
+
+def metric_rows(results, test_names):
+    """[(task, dataset, label, value)] for every DEMO_METRICS entry a test dataset reports."""
+    from detectron2.data import MetadataCatalog
+
+    rows = []
+    per_dataset = _per_dataset(results, test_names)
+    for task, key, metric, label in DEMO_METRICS:
+        for name in test_names:
+            res = per_dataset.get(name, {}).get(key, {})
+            if metric not in res:
+                continue
+            is_video_ap = MetadataCatalog.get(name).get("evaluator_type") in _VIDEO_EVALUATORS
+            if key == "segm" and is_video_ap != task.startswith("video"):
+                continue
+            rows.append((task, name, label, float(res[metric])))
+    return rows
+
+
+def results_table(results, test_names) -> str:
+    from tabulate import tabulate
+
+    rows = [[task, label, f"{value:.1f}", name]
+            for task, name, label, value in metric_rows(results, test_names)]
+    return tabulate(rows, headers=["task", "metric", "value", "dataset"], tablefmt="github")
+
+
+def growth_table(output_dir, max_iter, test_names):
+    """Every headline number at every periodic evaluation (Detectron2's metrics.json)."""
     from tabulate import tabulate
 
     path = os.path.join(output_dir, "metrics.json")
     if not os.path.exists(path):
         return ""
-    rows = []
+    columns, rows = None, []
     for line in open(path):
         record = json.loads(line)
-        if "panoptic_seg/PQ" in record:
-            rows.append([min(record["iteration"] + 1, max_iter), record.get("panoptic_seg/PQ"),
-                         record.get("segm/AP"), record.get("sem_seg/mIoU")])
+        nested = {}
+        for flat, value in record.items():
+            parts = flat.split("/")
+            if len(test_names) == 1 and len(parts) == 2:
+                parts = [test_names[0]] + parts
+            if len(parts) == 3 and parts[0] in test_names:
+                nested.setdefault(parts[0], {}).setdefault(parts[1], {})[parts[2]] = value
+        found = metric_rows(nested, test_names)
+        if not found:
+            continue
+        columns = columns or [f"{task}: {label}" for task, _, label, _ in found]
+        rows.append([min(record["iteration"] + 1, max_iter)] + [v for *_, v in found])
     if not rows:
         return ""
-    return tabulate(
-        rows, headers=["iteration", "PQ", "mask AP", "mIoU"], tablefmt="github", floatfmt=".1f"
-    )
+    return tabulate(rows, headers=["iteration"] + columns, tablefmt="github", floatfmt=".1f")
 
 
-def visualize(cfg, model, dataset_name, out_dir, num):
+def visualize_images(cfg, model, dataset_name, out_dir, num):
+    """input | ground truth | panoptic | instances | semantic, one PNG per val image."""
     import cv2
     import numpy as np
     import torch
@@ -140,6 +205,91 @@ def visualize(cfg, model, dataset_name, out_dir, num):
     return paths
 
 
+def _strip_frames(length: int, count: int = 6):
+    import numpy as np
+
+    return sorted(set(np.linspace(0, length - 1, min(count, length)).round().astype(int)))
+
+
+def visualize_videos(cfg, model, dataset_name, out_dir, num):
+    """Per val video a frame strip of tracked ids: rows input / ground truth / prediction,
+    columns evenly spaced frames; a track keeps its colour (and #id) through the video."""
+    import cv2
+    import numpy as np
+    import torch
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.detection_utils import read_image
+    from panopticapi.utils import rgb2id
+    from PIL import Image
+
+    from omgseg.data.build import build_test_mapper
+    from omgseg.utils.visualization import draw_panoptic_tracks, frame_strip
+
+    os.makedirs(out_dir, exist_ok=True)
+    meta = MetadataCatalog.get(dataset_name)
+    mapper = build_test_mapper(cfg, dataset_name)
+    model.eval()
+    paths = []
+    for record in DatasetCatalog.get(dataset_name)[:num]:
+        inp = mapper(dict(record))
+        with torch.no_grad():
+            out = model.video_inference(inp, tasks=("panoptic",))
+        rows = [[], [], []]
+        for t in _strip_frames(int(record["length"])):
+            image = read_image(record["file_names"][t], format="RGB")
+            gt_ids = rgb2id(np.asarray(Image.open(record["pan_seg_file_names"][t]), np.uint32))
+            ids, segments = out["frames"][t]["panoptic_seg"]
+            ids = ids.numpy() if hasattr(ids, "numpy") else np.asarray(ids)
+            rows[0].append(image)
+            rows[1].append(draw_panoptic_tracks(image, gt_ids, record["segments_infos"][t], meta))
+            rows[2].append(draw_panoptic_tracks(image, ids, segments, meta))
+        path = os.path.join(out_dir, f"{record['video_id']}_vps.png")
+        cv2.imwrite(path, frame_strip(rows)[:, :, ::-1])
+        paths.append(path)
+    return paths
+
+
+def visualize_vos(cfg, model, dataset_name, out_dir, num):
+    """Per val video (DAVIS layout): input / ground truth / tracked objects from frame 0's masks."""
+    import cv2
+    import numpy as np
+    import torch
+    from detectron2.data import DatasetCatalog
+    from detectron2.data.detection_utils import read_image
+    from PIL import Image
+
+    from omgseg.data.build import build_test_mapper
+    from omgseg.utils.visualization import draw_index_map, frame_strip
+
+    os.makedirs(out_dir, exist_ok=True)
+    mapper = build_test_mapper(cfg, dataset_name)
+    model.eval()
+    paths = []
+    for record in DatasetCatalog.get(dataset_name)[:num]:
+        inp = mapper(dict(record))
+        with torch.no_grad():
+            out = model.video_inference(inp, tasks=("vos",))
+        rows = [[], [], []]
+        for t in _strip_frames(int(record["length"])):
+            image = read_image(record["file_names"][t], format="RGB")
+            gt_file = record["mask_file_names"][t]
+            gt = np.asarray(Image.open(gt_file)) if gt_file else np.zeros(image.shape[:2], np.uint8)
+            rows[0].append(image)
+            rows[1].append(draw_index_map(image, gt))
+            rows[2].append(draw_index_map(image, np.asarray(out["vos_masks"][t])))
+        path = os.path.join(out_dir, f"{record['video_id']}_vos.png")
+        cv2.imwrite(path, frame_strip(rows)[:, :, ::-1])
+        paths.append(path)
+    return paths
+
+
+def _first(names, evaluator_type):
+    from detectron2.data import MetadataCatalog
+
+    return next((n for n in names if MetadataCatalog.get(n).get("evaluator_type")
+                 == evaluator_type), None)
+
+
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("DETECTRON2_DATASETS", os.path.join(REPO, "datasets"))
@@ -154,7 +304,6 @@ def main(argv=None):
     from omgseg import add_omgseg_config
     from omgseg.checkpoint import OMGSegCheckpointer
     from omgseg.engine import Trainer
-    from omgseg.evaluation.build import format_results_table
 
     cfg = get_cfg()
     add_omgseg_config(cfg)
@@ -162,43 +311,58 @@ def main(argv=None):
     cfg.merge_from_list(args.opts)
     if not os.path.isabs(cfg.OUTPUT_DIR):
         cfg.OUTPUT_DIR = os.path.join(REPO, cfg.OUTPUT_DIR)
+    cfg.MODEL.OMG.TEST.VIDEO.PROGRESS_BAR = False
     cfg.freeze()
     setup_logger(output=cfg.OUTPUT_DIR)
     setup_logger(output=cfg.OUTPUT_DIR, name="omgseg")
     torch.set_num_threads(os.cpu_count() or 1)
-    print(dataset_summary(list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)))
+    test_names = list(cfg.DATASETS.TEST)
+    print(dataset_summary(list(cfg.DATASETS.TRAIN) + test_names))
 
     print(f"[demo] 2/4 training {cfg.MODEL.OMG.CLIP.MODEL_NAME} for {cfg.SOLVER.MAX_ITER} "
-          "iterations on CPU")
+          "iterations on CPU (images, videos and prompts together)")
     seconds, results = train(cfg, args.retrain)
 
     model = Trainer.build_model(cfg)
     OMGSegCheckpointer(cfg, model).load(os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
+    eval_start = time.time()
     if results:
         print("[demo] 3/4 evaluation of the final model: done by the trainer after the last "
               "iteration")
     else:
-        print("[demo] 3/4 evaluating on", ", ".join(cfg.DATASETS.TEST))
+        print("[demo] 3/4 evaluating on", ", ".join(test_names))
         results = Trainer.test(cfg, model)
     with open(os.path.join(cfg.OUTPUT_DIR, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+        json.dump(results, f, indent=2, default=float)
 
     print("[demo] 4/4 pictures")
     vis_dir = os.path.join(cfg.OUTPUT_DIR, "vis")
-    paths = visualize(cfg, model, cfg.DATASETS.TEST[0], vis_dir, args.num_vis)
+    pictures = []
+    image_set = _first(test_names, "coco_panoptic_seg")
+    if image_set:
+        pictures += visualize_images(cfg, model, image_set, vis_dir, args.num_vis)
+    video_set = _first(test_names, "vps")
+    if video_set:
+        pictures += visualize_videos(cfg, model, video_set, vis_dir, args.num_vis_videos)
+    vos_set = _first(test_names, "davis")
+    if vos_set:
+        pictures += visualize_vos(cfg, model, vos_set, vis_dir, args.num_vis_videos)
+    picture_seconds = time.time() - eval_start
 
     print()
-    growth = growth_table(cfg.OUTPUT_DIR, cfg.SOLVER.MAX_ITER)
+    growth = growth_table(cfg.OUTPUT_DIR, cfg.SOLVER.MAX_ITER, test_names)
     if growth:
         print("Evaluation during training:")
         print(growth)
         print()
-    print("Final results:")
-    print(format_results_table(results, dataset_name=",".join(cfg.DATASETS.TEST)))
+    print("Final results (one checkpoint, every task):")
+    print(results_table(results, test_names))
     if seconds is not None:
-        print(f"\ntraining time: {seconds / 60:.1f} min on {os.cpu_count()} CPU cores")
-    print("pictures (input | ground truth | panoptic | instances | semantic): "
-          f"{os.path.dirname(paths[0])}/")
+        print(f"\ntraining (with periodic evaluation): {seconds / 60:.1f} min on "
+              f"{os.cpu_count()} CPU cores; pictures: {picture_seconds / 60:.1f} min")
+    print(f"pictures: {vis_dir}/ (images: input | ground truth | panoptic | instances | "
+          f"semantic; videos *_vps.png / *_vos.png: rows input / ground truth / prediction)")
+    return results
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from detectron2.data.samplers import RepeatFactorTrainingSampler
 from .dataset_mappers import (
     MultiTaskDatasetMapper,
     OMGTestDatasetMapper,
+    PromptDatasetMapper,
+    PromptTestDatasetMapper,
     PseudoVideoLSJDatasetMapper,
     VideoClipDatasetMapper,
     VideoTestDatasetMapper,
@@ -45,11 +47,13 @@ logger = logging.getLogger(__name__)
 
 # Training mappers by INPUT.DATASET_MAPPER_NAME; each is called as ``cls(cfg, is_train=True)``.
 # "omg_multi_task" maps each record by its kind (image -> pseudo-video, video -> clip; see
-# dataset_mappers.MAPPERS_BY_RECORD_KIND); the others accept one kind only.
+# dataset_mappers.MAPPERS_BY_RECORD_KIND; records of "coco_sam" datasets -> prompt samples); the
+# others accept one kind only.
 MAPPERS: Dict[str, Callable] = {
     "omg_multi_task": MultiTaskDatasetMapper,
     "omg_pseudo_video_lsj": PseudoVideoLSJDatasetMapper,
     "omg_video_clip": VideoClipDatasetMapper,
+    "omg_prompt": PromptDatasetMapper,
 }
 
 # Test mappers by the dataset's metadata ``evaluator_type`` (default: OMGTestDatasetMapper);
@@ -58,6 +62,8 @@ TEST_MAPPERS: Dict[str, Callable] = {
     "ytvis": VideoTestDatasetMapper,
     "vps": VideoTestDatasetMapper,
     "davis": VideoTestDatasetMapper,
+    # Prompt evaluation (interactive mIoU): one deterministic prompt per segment and mode.
+    "coco_sam": PromptTestDatasetMapper,
 }
 
 

@@ -15,6 +15,7 @@ from detectron2.evaluation import (
     SemSegEvaluator,
 )
 
+from .prompt import PromptMIoUEvaluator
 from .video_instance import build_davis_evaluators, build_ytvis_evaluators
 from .video_panoptic import video_panoptic_evaluators
 
@@ -114,6 +115,11 @@ def _cityscapes_panoptic_evaluators(cfg, dataset_name, output_folder) -> List[Da
     return out
 
 
+def _prompt_evaluators(cfg, dataset_name, output_folder) -> List[DatasetEvaluator]:
+    """COCO-SAM interactive mIoU, one number per prompt mode (INPUT.PROMPT.EVAL_MODES)."""
+    return [PromptMIoUEvaluator(dataset_name)]
+
+
 # evaluator_type -> fn(cfg, dataset_name, output_folder) -> list of evaluators.
 EVALUATOR_BUILDERS: Dict[str, Callable] = {
     "coco_panoptic_seg": _panoptic_evaluators,
@@ -125,6 +131,8 @@ EVALUATOR_BUILDERS: Dict[str, Callable] = {
     "vps": video_panoptic_evaluators,
     "ytvis": build_ytvis_evaluators,
     "davis": build_davis_evaluators,
+    # Prompt datasets (COCO-SAM): interactive mIoU per prompt mode.
+    "coco_sam": _prompt_evaluators,
 }
 
 
@@ -166,6 +174,9 @@ HEADLINE_METRICS = (
     ("VSS mIoU", "vss", "mIoU"),
     ("VC8", "vss", "VC8"),
     ("J&F", "vos", "J&F-Mean"),
+    ("mIoU point", "prompt", "mIoU_point"),
+    ("mIoU box", "prompt", "mIoU_box"),
+    ("mIoU scribble", "prompt", "mIoU_scribble"),
 )
 _TASK_KEYS = {task for _, task, _ in HEADLINE_METRICS}
 

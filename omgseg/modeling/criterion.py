@@ -24,7 +24,7 @@ Normalisers, each averaged over workers and at least 1:
 
 Losses are returned unweighted; ``weight_dict`` holds the weight of every key.
 """
-from typing import Dict, Iterable, List, NamedTuple, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -43,6 +43,7 @@ from .matcher import HungarianMatcher, stack_frames
 
 __all__ = [
     "SetCriterion",
+    "Normalisers",
     "build_weight_dict",
     "dice_loss",
     "sigmoid_ce_loss",
@@ -191,9 +192,10 @@ class SetCriterion(nn.Module):
     def _prompt_flags(targets: Sequence[Dict]) -> List[bool]:
         return [not bool(t.get("match", True)) for t in targets]
 
-    def normalisers(self, targets: Sequence[Dict], num_queries: int, device) -> Normalisers:
-        """``num_masks`` and ``cls_avg_factor`` of a batch (the same for every decoder layer: each
-        layer's matching pairs min(M, Q) queries per sample)."""
+    def normaliser_sums(self, targets: Sequence[Dict], num_queries: int) -> Tuple[float, float]:
+        """This worker's (num_masks, cls_avg_factor) sums over ``targets`` before the reduction
+        over workers; a batch decoded in groups (e.g. prompt samples and images, different Q or
+        T) adds the sums of its groups and reduces once (:meth:`reduce_normalisers`)."""
         num_masks = 0.0
         cls_weight = 0.0
         for tgt, is_prompt in zip(targets, self._prompt_flags(targets)):
@@ -201,7 +203,18 @@ class SetCriterion(nn.Module):
             num_masks += max(matched, 1)
             if not is_prompt:
                 cls_weight += matched + self.eos_coef * (num_queries - matched)
-        return Normalisers(*_reduce_mean_at_least_one([num_masks, cls_weight], device))
+        return num_masks, cls_weight
+
+    @staticmethod
+    def reduce_normalisers(sums: Sequence[float], device) -> Normalisers:
+        """:class:`Normalisers` from (num_masks, cls_avg_factor) sums: averaged over workers
+        (one all_reduce), each at least 1."""
+        return Normalisers(*_reduce_mean_at_least_one(list(sums), device))
+
+    def normalisers(self, targets: Sequence[Dict], num_queries: int, device) -> Normalisers:
+        """``num_masks`` and ``cls_avg_factor`` of a batch (the same for every decoder layer: each
+        layer's matching pairs min(M, Q) queries per sample)."""
+        return self.reduce_normalisers(self.normaliser_sums(targets, num_queries), device)
 
     def loss_labels(self, outputs, targets, indices, norms: Normalisers) -> Dict[str, Tensor]:
         """Class-weighted CE / cls_avg_factor; unmatched -> void (K); label -1 and prompt samples
@@ -310,19 +323,25 @@ class SetCriterion(nn.Module):
                 out[k + suffix] = v
         return out
 
-    def forward(self, outputs: Dict, targets: Sequence[Dict]) -> Dict[str, Tensor]:
+    def forward(
+        self, outputs: Dict, targets: Sequence[Dict], normalisers: Optional[Normalisers] = None
+    ) -> Dict[str, Tensor]:
         """
         Args:
             outputs: decoder output dict (``pred_logits``, ``pred_masks``, ``pred_objectness``,
                 optional ``aux_outputs``).
             targets: one dict per clip: ``labels [M]``, ``masks [M, T, H, W]``, optional
                 ``match``.
+            normalisers: the loss denominators of the whole batch when ``outputs`` are one
+                group of it (see :meth:`normaliser_sums`); default: computed from ``targets``.
 
         Returns:
             Unweighted losses (see ``weight_dict`` for the weights).
         """
         logits = outputs["pred_logits"]
-        norms = self.normalisers(targets, logits.shape[1], logits.device)
+        norms = normalisers
+        if norms is None:
+            norms = self.normalisers(targets, logits.shape[1], logits.device)
         main = {k: v for k, v in outputs.items() if k != "aux_outputs"}
         losses = self._losses_for(main, targets, norms)
         if self.deep_supervision:

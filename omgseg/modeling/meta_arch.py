@@ -20,6 +20,7 @@ from .build import build_pixel_decoder, build_transformer_decoder
 from .clip.text_embeddings import TextEmbeddingCache
 from .criterion import SetCriterion
 from .postprocessing import frame_inference
+from .prompts import PromptSettings, decode_prompts, prompt_instances
 from .video import (
     ClipPrediction,
     PostprocessSettings,
@@ -31,7 +32,20 @@ from .video import (
 )
 from .vocabulary import Vocabulary, dataset_vocabulary, merge_vocabularies, training_vocabulary
 
-__all__ = ["OMGSeg", "Vocabulary"]
+__all__ = ["OMGSeg", "Vocabulary", "training_groups"]
+
+
+def training_groups(
+    batched_inputs: Sequence[dict], lengths: Sequence[int]
+) -> List[Tuple[bool, int, List[int]]]:
+    """Samples of a training batch that one decoder call can take together: ``(is_prompt, T,
+    sample indices)`` per group, in order of first appearance. Prompt samples (``task``
+    "prompt") use location queries, the others the semantic queries; a group also shares the
+    clip length T (memory tokens are T * h * w)."""
+    groups: Dict[Tuple[bool, int], List[int]] = {}
+    for i, (inp, t) in enumerate(zip(batched_inputs, lengths)):
+        groups.setdefault((inp.get("task") == "prompt", int(t)), []).append(i)
+    return [(is_prompt, t, idx) for (is_prompt, t), idx in groups.items()]
 
 
 @META_ARCH_REGISTRY.register()
@@ -73,6 +87,7 @@ class OMGSeg(nn.Module):
         num_vos_proposals: int = 25,
         video_tmp_dir: str = "",
         video_progress: bool = True,
+        prompt_settings: Optional[PromptSettings] = None,
     ):
         super().__init__()
         self.backbone = backbone
@@ -100,6 +115,7 @@ class OMGSeg(nn.Module):
         self.num_vos_proposals = int(num_vos_proposals)
         self.video_tmp_dir = video_tmp_dir
         self.video_progress = bool(video_progress)
+        self.prompt_settings = prompt_settings or PromptSettings()
 
     @classmethod
     def from_config(cls, cfg):
@@ -134,6 +150,7 @@ class OMGSeg(nn.Module):
             "num_vos_proposals": test.VIDEO.NUM_VOS_PROPOSALS,
             "video_tmp_dir": test.VIDEO.TMP_DIR,
             "video_progress": test.VIDEO.PROGRESS_BAR,
+            "prompt_settings": PromptSettings.from_config(cfg),
         }
 
     @property
@@ -215,7 +232,17 @@ class OMGSeg(nn.Module):
                         "A training input names no 'dataset_name' and the model has no default "
                         "vocabulary: stamp dataset_name on the records or call set_vocabulary()"
                     )
-            joint, maps = merge_vocabularies(vocabs)
+            if all(v is None for v in vocabs):
+                # Every training dataset is class-agnostic (prompt-only training, e.g. COCO-SAM
+                # alone): no sample has a class target, but the classifier still needs a label
+                # space; the datasets' own class names serve (the official SAM-only config
+                # classifies against COCO's).
+                joint, _ = merge_vocabularies(
+                    [dataset_vocabulary(n) if n else self.default_vocabulary for n in members]
+                )
+                maps = [None] * len(members)
+            else:
+                joint, maps = merge_vocabularies(vocabs)
             self._joint[key] = (joint, dict(zip(members, maps)))
         return self._joint[key]
 
@@ -271,19 +298,22 @@ class OMGSeg(nn.Module):
 
     def _frames(self, batched_inputs: List[dict]) -> Tuple[ImageList, int]:
         """Normalised, padded frames of all inputs (clip after clip) and the frames per clip T."""
+        images, lengths = self._clip_frames(batched_inputs)
+        if any(t != lengths[0] for t in lengths):
+            raise ValueError(f"All clips of a batch need the same number of frames; got {lengths}")
+        return images, lengths[0]
+
+    def _clip_frames(self, batched_inputs: List[dict]) -> Tuple[ImageList, List[int]]:
+        """Normalised frames of all inputs (clip after clip) padded to one size, and the number
+        of frames of every clip (clips may differ: training groups them, ``forward_train``)."""
         if len(batched_inputs) == 0:
             raise ValueError("batched_inputs is empty: pass a list with one dict per image / clip")
         clips = [self._clip_of(inp) for inp in batched_inputs]
-        num_frames = clips[0].shape[0]
-        if any(c.shape[0] != num_frames for c in clips):
-            raise ValueError(
-                "All clips of a batch need the same number of frames; got "
-                f"{[c.shape[0] for c in clips]}"
-            )
         frames = [
             (f.to(self.device).float() - self.pixel_mean) / self.pixel_std for c in clips for f in c
         ]
-        return ImageList.from_tensors(frames, self.size_divisibility), num_frames
+        images = ImageList.from_tensors(frames, self.size_divisibility)
+        return images, [int(c.shape[0]) for c in clips]
 
     def encode(
         self, images: ImageList
@@ -299,12 +329,69 @@ class OMGSeg(nn.Module):
             return self.forward_train(batched_inputs)
         if any("video_frames" in inp for inp in batched_inputs):
             return [self.video_inference(inp) for inp in batched_inputs]
+        if any("prompts" in inp for inp in batched_inputs):
+            return self.prompt_inference(batched_inputs)
         images, num_frames = self._frames(batched_inputs)
         vocab = self._eval_vocabulary(batched_inputs)
         text = self.text_embeddings(vocab.names)
         _, mask_features, multi_scale = self.encode(images)
         outputs = self.mask_decoder(multi_scale, mask_features, num_frames, text)
         return self.inference(batched_inputs, images, num_frames, outputs, vocab)
+
+    # ---- prompts -----------------------------------------------------------------------------
+    @staticmethod
+    def _checked_prompts(inp: dict):
+        """``inp["prompts"]`` after checking it fits the input image (the prompts must be in
+        pixels of ``inp``'s image / first frame)."""
+        prompts = inp["prompts"]
+        clip = inp["video"] if "video" in inp else inp["image"][None]
+        size = tuple(int(x) for x in clip.shape[-2:])
+        if tuple(prompts.image_size) != size:
+            raise ValueError(
+                f"{inp.get('file_name', 'input')}: prompts are for an image of size "
+                f"{tuple(prompts.image_size)} but the input image is {size}"
+            )
+        return prompts
+
+    def prompt_memory(self, batched_inputs: List[dict]):
+        """Encode images once for prompting: ``(images, memory)``, the padded ``ImageList`` and
+        the decoder's ``DecoderMemory`` (backbone + pixel decoder + memory tokens)."""
+        images, num_frames = self._frames(batched_inputs)
+        _, mask_features, multi_scale = self.encode(images)
+        return images, self.mask_decoder.prepare_memory(multi_scale, mask_features, num_frames)
+
+    def decode_prompt_sets(self, memory, prompts: Sequence, text: torch.Tensor) -> Dict:
+        """Decode one prompt set per image of ``memory`` (eval: no jitter, no aux outputs)."""
+        outputs, _ = decode_prompts(self.mask_decoder, memory, prompts, text,
+                                    self.prompt_settings, training=False,
+                                    return_aux_outputs=False)
+        return outputs
+
+    def prompt_inference(self, batched_inputs: List[dict]) -> List[dict]:
+        """Inputs with ``"prompts"`` (pixels of their image; see ``omgseg.data.prompts``): one
+        mask per prompt, ``{"prompt_instances": Instances}`` per input at its original size
+        (``omgseg.modeling.prompts.prompt_instances``), labels from the input's vocabulary."""
+        missing = [i for i, inp in enumerate(batched_inputs) if "prompts" not in inp]
+        if missing:
+            raise ValueError(f"inputs {missing} have no 'prompts' while others do: prompt and "
+                             "plain inputs go in separate batches")
+        vocab = self._eval_vocabulary(batched_inputs)
+        text = self.text_embeddings(vocab.names)
+        with torch.no_grad():
+            images, memory = self.prompt_memory(batched_inputs)
+            prompts = [self._checked_prompts(inp) for inp in batched_inputs]
+            outputs = self.decode_prompt_sets(memory, prompts, text)
+        padded_size = tuple(images.tensor.shape[-2:])
+        results = []
+        for i, (inp, p) in enumerate(zip(batched_inputs, prompts)):
+            image_size = tuple(images.image_sizes[i])
+            n = len(p)
+            results.append({"prompt_instances": prompt_instances(
+                outputs["pred_logits"][i, :n], outputs["pred_masks"][i, :n, 0],
+                outputs["pred_objectness"][i, :n], padded_size, image_size,
+                (int(inp.get("height", image_size[0])), int(inp.get("width", image_size[1]))),
+            )})
+        return results
 
     # ---- streaming video inference -----------------------------------------------------------
     def video_inference(self, inp: dict, tasks: Optional[Sequence[str]] = None) -> dict:
@@ -419,17 +506,51 @@ class OMGSeg(nn.Module):
 
     def forward_train(self, batched_inputs: List[dict]) -> Dict[str, torch.Tensor]:
         """Weighted losses of a training batch, every sample classified against the joint
-        vocabulary of the training datasets (:meth:`joint_vocabulary`)."""
-        images, num_frames = self._frames(batched_inputs)
+        vocabulary of the training datasets (:meth:`joint_vocabulary`).
+
+        The frames of all samples go through the backbone and pixel decoder together; the
+        decoder then runs once per group of samples that share a query kind and a clip length
+        (:func:`training_groups`: image / video clips with the semantic queries, prompt samples
+        with their location queries), and the criterion normalises every group's losses by the
+        whole batch's denominators (one reduction over workers per step)."""
+        images, lengths = self._clip_frames(batched_inputs)
         names = [inp.get("dataset_name") or "" for inp in batched_inputs]
         vocab, id_maps = self.joint_vocabulary(names)
         text = self.text_embeddings(vocab.names)
         _, mask_features, multi_scale = self.encode(images)
-        outputs = self.mask_decoder(multi_scale, mask_features, num_frames, text)
-        targets = self.prepare_targets(
-            batched_inputs, images, num_frames, [id_maps[n] for n in names]
-        )
-        losses = self.criterion(outputs, targets)
+        starts = np.cumsum([0] + lengths[:-1]).tolist()
+        decoded, sums = [], [0.0, 0.0]
+        for is_prompt, num_frames, clips in training_groups(batched_inputs, lengths):
+            inputs = [batched_inputs[c] for c in clips]
+            if len(clips) == len(batched_inputs):
+                group_masks, group_scales = mask_features, multi_scale
+            else:
+                rows = torch.tensor([starts[c] + f for c in clips for f in range(num_frames)],
+                                    device=mask_features.device)
+                group_masks = mask_features.index_select(0, rows)
+                group_scales = [x.index_select(0, rows) for x in multi_scale]
+            if is_prompt:
+                memory = self.mask_decoder.prepare_memory(group_scales, group_masks, num_frames)
+                prompts = [self._checked_prompts(inp) for inp in inputs]
+                outputs, _ = decode_prompts(self.mask_decoder, memory, prompts, text,
+                                            self.prompt_settings, training=True)
+            else:
+                outputs = self.mask_decoder(group_scales, group_masks, num_frames, text)
+            targets = self.prepare_targets(
+                inputs, images, num_frames, [id_maps[names[c]] for c in clips]
+            )
+            decoded.append((outputs, targets))
+        if len(decoded) == 1:  # one group: the criterion computes the normalisers itself
+            losses = self.criterion(*decoded[0])
+        else:  # one reduction over workers either way (no collective-count mismatch in DDP)
+            for outputs, targets in decoded:
+                group = self.criterion.normaliser_sums(targets, outputs["pred_logits"].shape[1])
+                sums = [a + b for a, b in zip(sums, group)]
+            norms = self.criterion.reduce_normalisers(sums, self.device)
+            losses = {}
+            for outputs, targets in decoded:
+                for k, v in self.criterion(outputs, targets, norms).items():
+                    losses[k] = losses[k] + v if k in losses else v
         weights = self.criterion.weight_dict
         return {k: v * weights[k] for k, v in losses.items() if k in weights}
 

@@ -224,3 +224,25 @@ def test_task_selection_by_evaluator_type():
     off = dict(panoptic_on=False, semantic_on=True, instance_on=False)
     assert select_video_tasks("vps", has_first_frame=False, **off) == ("semantic",)
     assert select_video_tasks("ytvis", has_first_frame=False, **off) == ()
+
+
+@pytest.mark.parametrize("progress, disable", [(True, None), (False, True)])
+def test_progress_bar_over_frames(monkeypatch, progress, disable):
+    import omgseg.modeling.video.inference as inference_module
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total=None, disable=False, **kwargs):
+            self.total, self.disable, self.done = total, disable, 0
+            bars.append(self)
+
+        def update(self, n):
+            self.done += n
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(inference_module, "tqdm", Bar)
+    run(7, clip_length=3, tasks=("panoptic",), progress=progress)
+    assert [(b.total, b.done, b.disable) for b in bars] == [(7, 7, disable)]

@@ -3,6 +3,7 @@ from .augmentations import ScaleJitterResize, build_lsj_augmentations
 from .clip_transforms import FrameTargets, augment_clip, frames_to_instances, image_to_tensor
 from .image_io import read_image_checked, read_label_image
 from .pseudo_video_mapper import PseudoVideoLSJDatasetMapper
+from .prompt_mapper import PromptDatasetMapper, PromptTestDatasetMapper, prompt_kind_weights
 from .targets import load_frame_targets, record_task, vocabulary_size
 from .test_mapper import OMGTestDatasetMapper
 from .frame_sampling import FRAME_SAMPLING_MODES, FrameSampler
@@ -21,6 +22,9 @@ __all__ = [
     "read_image_checked",
     "read_label_image",
     "PseudoVideoLSJDatasetMapper",
+    "PromptDatasetMapper",
+    "PromptTestDatasetMapper",
+    "prompt_kind_weights",
     "OMGTestDatasetMapper",
     "load_frame_targets",
     "record_task",

@@ -6,7 +6,7 @@ from typing import Dict, List
 
 from detectron2.data.datasets import load_coco_json, load_sem_seg
 
-from .coco_panoptic import register_panoptic_with_sem_seg
+from .coco_panoptic import load_sam_json, register_panoptic_with_sem_seg
 from .davis import get_davis_metadata, register_davis
 from .omg_shapes_categories import OMG_SHAPES_CATEGORIES
 from .utils import (
@@ -29,7 +29,7 @@ OMG_SHAPES_DATASET_NAMES = [
     f"omg_shapes_{kind}" for kind in (
         "train_panoptic", "val_panoptic", "train_instance", "val_instance", "train_sem_seg",
         "val_sem_seg", "video_train_ytvis", "video_val_ytvis", "video_train_vps",
-        "video_val_vps", "video_train_davis", "video_val_davis",
+        "video_val_vps", "video_train_davis", "video_val_davis", "train_prompt", "val_prompt",
     )
 ]
 
@@ -58,7 +58,11 @@ def _load_sem_seg(gt_root: str, image_root: str) -> List[Dict]:
 
 
 def register_all_omg_shapes(root: str, prefix: str = "") -> List[str]:
-    """Register the 12 OMG-Shapes datasets for ``<root>/omg_shapes``; names get ``prefix``."""
+    """Register the 14 OMG-Shapes datasets for ``<root>/omg_shapes``; names get ``prefix``.
+
+    ``omg_shapes_{train,val}_prompt`` are the panoptic splits as COCO-SAM prompt datasets
+    (``evaluator_type`` "coco_sam": every non-crowd segment is prompted; training draws prompts,
+    evaluation reports the interactive mIoU)."""
     base = os.path.join(root, "omg_shapes")
     pan_meta = get_omg_shapes_metadata()
     inst_meta = instance_metadata(OMG_SHAPES_CATEGORIES)
@@ -112,5 +116,18 @@ def register_all_omg_shapes(root: str, prefix: str = "") -> List[str]:
 
         name = f"{prefix}omg_shapes_video_{split}_davis"
         register_davis(name, os.path.join(base, "davis"), split, get_davis_metadata())
+        names.append(name)
+
+    for split in ("train", "val"):
+        name = f"{prefix}omg_shapes_{split}_prompt"
+        paths = (os.path.join(base, f"panoptic_{split}.json"),
+                 os.path.join(base, "images", split), os.path.join(base, f"panoptic_{split}"))
+        register_dataset(
+            name,
+            lambda p=paths: load_sam_json(*p, pan_meta),
+            dict(pan_meta, image_root=paths[1], panoptic_root=paths[2], panoptic_json=paths[0],
+                 evaluator_type="coco_sam", class_agnostic=True, ignore_label=255,
+                 label_divisor=1000),
+        )
         names.append(name)
     return names

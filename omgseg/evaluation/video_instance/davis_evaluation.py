@@ -93,10 +93,14 @@ def _as_frames(vos_masks, where: str) -> Sequence[np.ndarray]:
         if vos_masks.ndim != 3:
             raise ValueError(f"{where}: vos_masks must be [T, H, W], got shape {vos_masks.shape}")
         return vos_masks
-    vos_masks = list(vos_masks)
-    if vos_masks and all(isinstance(m, (str, os.PathLike)) for m in vos_masks):
+    if not isinstance(vos_masks, collections.abc.Sequence):
+        vos_masks = list(vos_masks)
+    if len(vos_masks) and isinstance(vos_masks[0], (str, os.PathLike)):
+        if not all(isinstance(m, (str, os.PathLike)) for m in vos_masks):
+            raise ValueError(f"{where}: vos_masks mixes PNG paths and arrays")
         return IndexPngFrames([os.fspath(m) for m in vos_masks])
-    return [np.asarray(m) for m in vos_masks]
+    # A lazy sequence (the streaming video output) is read frame by frame: not materialised.
+    return vos_masks
 
 
 def _save_video_pngs(root: str, video: str, stems: Sequence[str],

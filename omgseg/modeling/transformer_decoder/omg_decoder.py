@@ -8,7 +8,7 @@ Shape shorthand: B = clips, T = frames per clip, N = B * T frames, Q = queries, 
 K = classes, S = synonym slots per class, D = CLIP text dimension, C = hidden width,
 h x w = a memory level's size, H x W = mask-feature size.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,7 @@ from ..build import TRANSFORMER_DECODER_REGISTRY
 from .layers import MLP, CrossAttentionLayer, FFNLayer, SelfAttentionLayer
 
 __all__ = [
+    "DecoderMemory",
     "OMGMaskDecoder",
     "identity_self_attn_mask",
     "mask_logits_to_attn_mask",
@@ -29,6 +30,25 @@ __all__ = [
     "tube_mask_logits",
     "unblock_fully_masked_rows",
 ]
+
+
+class DecoderMemory(NamedTuple):
+    """The image side of the decoder, computed once per batch by
+    :meth:`OMGMaskDecoder.prepare_memory` and reusable by several forwards (a re-prompt on a
+    cached image runs only the query side).
+
+    ``src`` / ``pos``: 3 levels of memory tokens and their 3D sine positions [B, T*h*w, C];
+    ``sizes``: the (h, w) of each level; ``mask_features``: [B, T, C_mask, H, W];
+    ``level_mask_features``: the mask features resized to each level [B, T, C_mask, h, w]
+    (attention masks only, no grad); ``num_frames``: T.
+    """
+
+    src: List[Tensor]
+    pos: List[Tensor]
+    sizes: List[Tuple[int, int]]
+    mask_features: Tensor
+    level_mask_features: List[Tensor]
+    num_frames: int
 
 
 def identity_self_attn_mask(
@@ -343,37 +363,13 @@ class OMGMaskDecoder(nn.Module):
             pos.append(p.permute(0, 1, 3, 4, 2).reshape(b, t * h * w, c))
         return src, pos, sizes
 
-    def forward(
-        self,
-        multi_scale_features: List[Tensor],
-        mask_features: Tensor,
-        num_frames: int,
-        text_embeddings: Tensor,
-        query_content: Optional[Tensor] = None,
-        query_pos: Optional[Tensor] = None,
-        self_attn_mask: Optional[Tensor] = None,
-        return_aux_outputs: Optional[bool] = None,
-    ) -> Dict:
-        """
-        Args:
-            multi_scale_features: 3 maps [B*T, C_in, h, w], strides 32, 16, 8 (coarsest first).
-            mask_features: [B*T, C_mask, H, W].
-            num_frames: T >= 1 (frames of a clip are consecutive along the first dimension).
-            text_embeddings: [K, S, D] class-name embeddings of the active vocabulary.
-            query_content: [B, P, C] location-query content (``encode_box_prompts``); replaces the
-                learned queries together with ``query_pos`` [B, P, C].
-            self_attn_mask: bool [B*heads, Q, Q] (True = blocked) for every self-attention, e.g.
-                ``identity_self_attn_mask``.
-            return_aux_outputs: compute the intermediate predictions (deep supervision);
-                default: in training only. Without them each layer only gets the attention
-                mask it needs, computed at the attended level's resolution.
+    def prepare_memory(
+        self, multi_scale_features: Sequence[Tensor], mask_features: Tensor, num_frames: int
+    ) -> DecoderMemory:
+        """The image side of :meth:`forward` (arguments as there), computed once.
 
-        Returns:
-            dict with ``pred_logits`` [B, Q, K+1], ``pred_masks`` [B, Q, T, H, W],
-            ``pred_objectness`` [B, Q, 1], ``query_embeds`` [B, Q, C] (final normalised queries)
-            and ``aux_outputs``: ``dec_layers`` dicts of pred_logits / pred_masks /
-            pred_objectness (the prediction before layer 1 and after layers 1..dec_layers-1),
-            or an empty list without ``return_aux_outputs``.
+        Attention masks are built at the attended level's size from resized mask features (see
+        :func:`resize_mask_features`): no full-resolution masks are needed for them.
         """
         if len(multi_scale_features) != self.num_feature_levels:
             raise ValueError(
@@ -392,13 +388,57 @@ class OMGMaskDecoder(nn.Module):
                 raise ValueError(
                     f"memory level {lvl} has {feat.shape[0]} frames, mask_features has {n}"
                 )
+        src, pos, sizes = self._memory(multi_scale_features, b, t)
+        mask_features = mask_features.reshape(b, t, *mask_features.shape[1:])
+        with torch.no_grad():
+            level_mask_features = [resize_mask_features(mask_features, size) for size in sizes]
+        return DecoderMemory(src, pos, sizes, mask_features, level_mask_features, t)
+
+    def forward(
+        self,
+        multi_scale_features: List[Tensor],
+        mask_features: Tensor,
+        num_frames: int,
+        text_embeddings: Tensor,
+        query_content: Optional[Tensor] = None,
+        query_pos: Optional[Tensor] = None,
+        self_attn_mask: Optional[Tensor] = None,
+        return_aux_outputs: Optional[bool] = None,
+        memory: Optional[DecoderMemory] = None,
+    ) -> Dict:
+        """
+        Args:
+            multi_scale_features: 3 maps [B*T, C_in, h, w], strides 32, 16, 8 (coarsest first).
+            mask_features: [B*T, C_mask, H, W].
+            num_frames: T >= 1 (frames of a clip are consecutive along the first dimension).
+            text_embeddings: [K, S, D] class-name embeddings of the active vocabulary.
+            query_content: [B, P, C] location-query content (``encode_box_prompts``); replaces the
+                learned queries together with ``query_pos`` [B, P, C].
+            self_attn_mask: bool [B*heads, Q, Q] (True = blocked) for every self-attention, e.g.
+                ``identity_self_attn_mask``.
+            return_aux_outputs: compute the intermediate predictions (deep supervision);
+                default: in training only. Without them each layer only gets the attention
+                mask it needs, computed at the attended level's resolution.
+            memory: the image side from :meth:`prepare_memory`; when given,
+                ``multi_scale_features``, ``mask_features`` and ``num_frames`` are not read (may
+                be None) and only the queries are decoded.
+
+        Returns:
+            dict with ``pred_logits`` [B, Q, K+1], ``pred_masks`` [B, Q, T, H, W],
+            ``pred_objectness`` [B, Q, 1], ``query_embeds`` [B, Q, C] (final normalised queries)
+            and ``aux_outputs``: ``dec_layers`` dicts of pred_logits / pred_masks /
+            pred_objectness (the prediction before layer 1 and after layers 1..dec_layers-1),
+            or an empty list without ``return_aux_outputs``.
+        """
+        if memory is None:
+            memory = self.prepare_memory(multi_scale_features, mask_features, num_frames)
         if text_embeddings.dim() != 3:
             raise ValueError(
                 f"text_embeddings must be [K, S, D], got {tuple(text_embeddings.shape)}"
             )
-
-        src, pos, sizes = self._memory(multi_scale_features, b, t)
-        mask_features = mask_features.reshape(b, t, *mask_features.shape[1:])
+        src, pos = memory.src, memory.pos
+        mask_features, level_mask_features = memory.mask_features, memory.level_mask_features
+        b = mask_features.shape[0]
 
         if (query_content is None) != (query_pos is None):
             raise ValueError("query_content and query_pos must be given together")
@@ -419,10 +459,6 @@ class OMGMaskDecoder(nn.Module):
                 f"got {tuple(self_attn_mask.shape)}"
             )
 
-        # Attention masks are built at the attended level's size from resized mask features (see
-        # resize_mask_features): no full-resolution masks are needed for them.
-        with torch.no_grad():
-            level_mask_features = [resize_mask_features(mask_features, size) for size in sizes]
         with_aux = self.training if return_aux_outputs is None else bool(return_aux_outputs)
         aux_outputs = []
         normed, mask_embed = self._query_heads(output)

@@ -113,7 +113,9 @@ def stream_clips(bounds: Sequence[Tuple[int, int]],
     tracker = QueryTracker()
     store: Optional[MaskStore] = None
     sizes = None
-    bar = tqdm(total=num_frames, desc=name, unit="frame", disable=not progress, leave=False)
+    # progress: a bar on a terminal (tqdm's disable=None), none in log files
+    bar = tqdm(total=num_frames, desc=name, unit="frame", disable=None if progress else True,
+               leave=False)
     try:
         for start, end in bounds:
             pred = decode_clip(start, end)

@@ -134,7 +134,7 @@ class VideoPostprocessor:
         sel = instance_selection(self.mask_cls, self.settings.topk, thing_mask)
         tubes = InstanceTubes(sel, self.num_frames)
         bar = tqdm(range(self.num_frames), desc=f"{self.name}: instance tubes", unit="frame",
-                   disable=not progress, leave=False)
+                   disable=None if progress else True, leave=False)
         for t in bar:
             tubes.add_frame(self.frame_logits(t, tubes.queries))
         return tubes.result()

@@ -1,0 +1,37 @@
+"""Prompt-driven segmentation with the shared decoder: prompt encoding into location queries,
+per-prompt post-processing, and referring regions across images (no parameters of their own)."""
+from .decode import PromptSettings, decode_prompts
+from .encoder import (
+    LocationQueries,
+    encode_prompts,
+    jitter_boxes,
+    normalized_cxcywh,
+    pool_region_features,
+)
+from .postprocess import class_labels, mask_quality, output_mask_probs, prompt_instances
+from .referring import (
+    ReferringMatches,
+    best_f1_threshold,
+    query_class_embeddings,
+    referring_masks,
+    referring_selection,
+)
+
+__all__ = [
+    "PromptSettings",
+    "decode_prompts",
+    "LocationQueries",
+    "encode_prompts",
+    "jitter_boxes",
+    "normalized_cxcywh",
+    "pool_region_features",
+    "class_labels",
+    "mask_quality",
+    "output_mask_probs",
+    "prompt_instances",
+    "ReferringMatches",
+    "best_f1_threshold",
+    "query_class_embeddings",
+    "referring_masks",
+    "referring_selection",
+]

@@ -1,0 +1,163 @@
+"""Prompts -> location queries of the shared decoder (no parameters of its own).
+
+Every prompt becomes one query (the official location queries of ``prepare_for_dn_mo``):
+
+* position: its box normalised by the image size to (cx, cy, w, h) in [0, 1], sine-encoded and
+  projected by the decoder's ``pos_linear`` (``encode_box_prompts``); in training the box is
+  jittered by ``U(-1, 1) * noise_scale * noise_factor * (w/2, h/2, w, h)`` and clamped to
+  [0, 1] (official: noise_scale 0.4, factor 0.01);
+* content: ``pb_embedding[type] + mask_tokens`` with type 0 for boxes and region prompts and
+  ``point_type`` for points (1 here; the released official weights were trained with 0 for every
+  prompt); a region prompt (scribble / polygon / mask) adds the pixel-decoder mask features
+  averaged inside its raster, through the decoder's ``mask_pooling_proj`` (the LayerNorm +
+  Linear of the classifier's mask pooling).
+
+Queries see only themselves in self-attention (identity mask), so the prompts of one image are
+answered in one forward and each answer is independent of the others. Images of a batch with
+fewer prompts are padded with inert queries (``valid`` False).
+
+Shape shorthand: B images, P prompts (padded), C decoder width, C_m mask-feature channels,
+H x W padded input, h x w = mask-feature size (H/4 x W/4).
+"""
+from typing import NamedTuple, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from ...data.prompts import Prompts
+from ..transformer_decoder.omg_decoder import identity_self_attn_mask
+
+__all__ = [
+    "LocationQueries",
+    "normalized_cxcywh",
+    "jitter_boxes",
+    "pool_region_features",
+    "encode_prompts",
+]
+
+
+class LocationQueries(NamedTuple):
+    """Decoder inputs of a batch of prompt sets."""
+
+    content: Tensor  # [B, P, C]
+    pos: Tensor  # [B, P, C]
+    self_attn_mask: Tensor  # bool [B*heads, P, P], identity
+    valid: Tensor  # bool [B, P]: False for padding
+
+
+def normalized_cxcywh(boxes_xyxy: Tensor, image_size: Tuple[int, int]) -> Tensor:
+    """[P, 4] pixel ``xyxy`` boxes of an image of ``image_size`` (H, W) -> (cx, cy, w, h) divided
+    by (W, H, W, H) and clamped to [0, 1] (official: ``bbox_xyxy_to_cxcywh(boxes / img_shape)``,
+    clamped by ``inverse_sigmoid``)."""
+    h, w = image_size
+    scale = boxes_xyxy.new_tensor([w, h, w, h])
+    x0, y0, x1, y1 = (boxes_xyxy / scale).unbind(-1)
+    return torch.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], dim=-1).clamp(0.0, 1.0)
+
+
+def jitter_boxes(
+    cxcywh: Tensor, noise_scale: float, noise_factor: float,
+    generator: Optional[torch.Generator] = None,
+) -> Tensor:
+    """Official training jitter: ``cxcywh + U(-1, 1) * noise_scale * noise_factor * (w/2, h/2,
+    w, h)``, clamped to [0, 1]."""
+    if noise_scale <= 0 or noise_factor <= 0:
+        return cxcywh
+    wh = cxcywh[..., 2:]
+    diff = torch.cat([wh / 2, wh], dim=-1) * noise_factor
+    uniform = torch.rand(cxcywh.shape, generator=generator, device=cxcywh.device)
+    return (cxcywh + (uniform.to(cxcywh) * 2 - 1) * diff * noise_scale).clamp(0.0, 1.0)
+
+
+def pool_region_features(mask_features: Tensor, regions: Tensor) -> Tensor:
+    """Average mask features inside region rasters.
+
+    Args:
+        mask_features: [C_m, h, w] of one frame (stride s of the padded input).
+        regions: bool [R, H_r, W_r] rasters at input resolution, top-left aligned with the padded
+            input (H_r <= h * s, W_r <= w * s).
+
+    Returns:
+        [R, C_m]: the features weighted by the fraction of each feature cell the region covers
+        (area pooling of the raster, padded to h * s x w * s); a region is never empty.
+    """
+    c, h, w = mask_features.shape
+    r, hr, wr = regions.shape
+    if r == 0:
+        return mask_features.new_zeros((0, c))
+    stride_h, stride_w = -(-hr // h), -(-wr // w)
+    padded = regions.new_zeros((r, h * stride_h, w * stride_w), dtype=mask_features.dtype)
+    padded[:, :hr, :wr] = regions.to(mask_features.dtype)
+    weights = F.avg_pool2d(padded[:, None], (stride_h, stride_w))[:, 0].flatten(1)  # [R, h*w]
+    pooled = weights @ mask_features.flatten(1).t()
+    return pooled / weights.sum(1, keepdim=True).clamp(min=1e-8)
+
+
+def encode_prompts(
+    decoder,
+    prompts: Sequence[Prompts],
+    mask_features: Tensor,
+    *,
+    point_type: int = 1,
+    noise_scale: float = 0.0,
+    noise_factor: float = 0.01,
+    generator: Optional[torch.Generator] = None,
+) -> LocationQueries:
+    """Location queries of a batch of prompt sets.
+
+    Args:
+        decoder: the ``OMGMaskDecoder`` (its ``encode_box_prompts``, ``mask_pooling_proj``,
+            ``num_heads``).
+        prompts: B prompt sets, each in pixels of its image (``Prompts.image_size``).
+        mask_features: [B, T, C_m, h, w]; region prompts pool frame 0 (the prompted frame).
+        point_type: ``pb_embedding`` row of point prompts.
+        noise_scale / noise_factor: training box jitter (0: none).
+        generator: random generator of the jitter.
+
+    Returns:
+        :class:`LocationQueries` with P = max(1, largest prompt set).
+    """
+    b = len(prompts)
+    if mask_features.dim() != 5 or mask_features.shape[0] != b:
+        raise ValueError(f"mask_features must be [B={b}, T, C, h, w], got "
+                         f"{tuple(mask_features.shape)}")
+    device = mask_features.device
+    p = max([1] + [len(s) for s in prompts])
+    if b == 1 and len(prompts[0]) == p:  # the predictor's case: no padding
+        s = prompts[0]
+        boxes = normalized_cxcywh(s.boxes.to(device), s.image_size)[None]
+        types = torch.tensor([[point_type if k == "point" else 0 for k in s.kinds]],
+                             device=device)
+        valid = torch.ones((1, p), dtype=torch.bool, device=device)
+    else:
+        boxes = torch.tensor([0.5, 0.5, 1.0, 1.0], device=device).repeat(b, p, 1)
+        types = torch.zeros((b, p), dtype=torch.long, device=device)
+        valid = torch.zeros((b, p), dtype=torch.bool, device=device)
+        for i, s in enumerate(prompts):
+            n = len(s)
+            if n == 0:
+                continue
+            boxes[i, :n] = normalized_cxcywh(s.boxes.to(device), s.image_size)
+            types[i, :n] = torch.tensor([point_type if k == "point" else 0 for k in s.kinds],
+                                        device=device)
+            valid[i, :n] = True
+    if noise_scale > 0:
+        boxes = jitter_boxes(boxes, noise_scale, noise_factor, generator)
+    content, pos = decoder.encode_box_prompts(boxes, types)
+    pooled_rows = []
+    for i, s in enumerate(prompts):
+        if s.regions is not None and len(s.regions):
+            feats = pool_region_features(mask_features[i, 0], s.regions.to(device))
+            rows = torch.zeros((p, feats.shape[1]), dtype=feats.dtype, device=device)
+            rows[s.region_index.to(device)] = feats
+            has = torch.zeros((p, 1), dtype=content.dtype, device=device)
+            has[s.region_index.to(device)] = 1.0
+            pooled_rows.append((i, rows, has))
+    if pooled_rows:
+        extra = torch.zeros_like(content)
+        for i, rows, has in pooled_rows:
+            extra[i] = decoder.mask_pooling_proj(rows) * has
+        content = content + extra
+    mask = identity_self_attn_mask(b, p, decoder.num_heads, device=device)
+    return LocationQueries(content, pos, mask, valid)

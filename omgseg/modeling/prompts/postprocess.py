@@ -1,0 +1,101 @@
+"""Location-query outputs -> per-prompt results at the original image size.
+
+For every prompt: its mask (sigmoid > 0.5, the official COCO-SAM rule), a mask-quality score,
+the objectness probability, and an open-vocabulary label with its score.
+
+* ``scores``: mean mask probability inside the predicted mask (Mask2Former's mask score; 0 for an
+  empty mask). The official prompt training zeroes the objectness loss of location queries, so
+  objectness is not a trained prompt-quality signal; it is returned as ``objectness`` anyway
+  (the head is shared with the semantic queries).
+* ``pred_classes`` / ``class_scores``: arg max and probability of the softmax over the K classes of
+  the active vocabulary, void left out (location queries get no class loss, so void is not a
+  trained answer for them); the classifier is the same mask-pooled CLIP-text classifier as for
+  semantic queries.
+"""
+from typing import Tuple
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from detectron2.modeling.postprocessing import sem_seg_postprocess
+from detectron2.structures import Instances
+
+__all__ = ["prompt_instances", "class_labels", "mask_quality", "output_mask_probs"]
+
+# Masks resized to the output size per chunk of this many prompts (bounds memory).
+_CHUNK = 16
+
+
+def class_labels(mask_cls: Tensor) -> Tuple[Tensor, Tensor]:
+    """(labels long [P], scores [P]) from ``mask_cls`` [P, K+1] logits (void = last column,
+    left out of the softmax)."""
+    probs = F.softmax(mask_cls[:, :-1].float(), dim=-1)
+    scores, labels = probs.max(-1)
+    return labels, scores
+
+
+def mask_quality(probs: Tensor, masks: Tensor) -> Tensor:
+    """[P] mean of ``probs`` [P, H, W] inside the bool ``masks`` (0 where empty)."""
+    area = masks.flatten(1).sum(1)
+    inside = (probs * masks).flatten(1).sum(1)
+    return torch.where(area > 0, inside / area.clamp(min=1), torch.zeros_like(inside))
+
+
+def output_mask_probs(
+    mask_logits: Tensor,
+    padded_size: Tuple[int, int],
+    image_size: Tuple[int, int],
+    output_size: Tuple[int, int],
+) -> Tensor:
+    """[n, height, width] mask probabilities at the original size from mask logits [n, h, w]
+    at mask-feature resolution: upsampled to the padded input, cropped to the image, resized
+    (bilinear; Detectron2's ``sem_seg_postprocess``), then sigmoid."""
+    if mask_logits.shape[0] == 0:
+        return mask_logits.new_zeros((0, int(output_size[0]), int(output_size[1])))
+    logits = F.interpolate(mask_logits[None].float(), size=tuple(padded_size), mode="bilinear",
+                           align_corners=False)[0]
+    if tuple(int(x) for x in output_size) == tuple(image_size):  # the resize is the identity
+        return logits[:, : image_size[0], : image_size[1]].sigmoid()
+    return sem_seg_postprocess(logits, tuple(image_size), int(output_size[0]),
+                               int(output_size[1])).sigmoid()
+
+
+def prompt_instances(
+    mask_cls: Tensor,
+    mask_logits: Tensor,
+    objectness: Tensor,
+    padded_size: Tuple[int, int],
+    image_size: Tuple[int, int],
+    output_size: Tuple[int, int],
+) -> Instances:
+    """Per-prompt results of one image.
+
+    Args:
+        mask_cls: [P, K+1] class logits; mask_logits: [P, h, w] at mask-feature resolution of
+            the padded input of ``padded_size``; objectness: [P, 1] logits.
+        image_size: (H, W) of the image inside the padded input.
+        output_size: (height, width) of the original image.
+
+    Returns:
+        ``Instances(image_size=output_size)`` in prompt order with ``pred_masks`` bool
+        [P, height, width], ``scores``, ``objectness``, ``pred_classes`` and ``class_scores``
+        (boxes of the masks: ``BitMasks(pred_masks).get_bounding_boxes()`` when needed).
+    """
+    p = mask_logits.shape[0]
+    height, width = int(output_size[0]), int(output_size[1])
+    masks = torch.zeros((p, height, width), dtype=torch.bool, device=mask_logits.device)
+    quality = torch.zeros((p,), dtype=torch.float32, device=mask_logits.device)
+    for s in range(0, p, _CHUNK):
+        probs = output_mask_probs(mask_logits[s:s + _CHUNK], padded_size, image_size,
+                                  (height, width))
+        masks[s:s + _CHUNK] = probs > 0.5
+        quality[s:s + _CHUNK] = mask_quality(probs, masks[s:s + _CHUNK])
+    labels, label_scores = class_labels(mask_cls)
+    out = Instances((height, width))
+    out.pred_masks = masks
+    out.scores = quality
+    out.objectness = objectness.reshape(-1).float().sigmoid()
+    out.pred_classes = labels
+    out.class_scores = label_scores
+    return out

@@ -1,0 +1,158 @@
+#!/usr/bin/env python
+"""Cost of a re-prompt against a full forward (encode once, decode per prompt set).
+
+For each model (the tiny synthetic config and ConvNeXt-L with random weights built by open_clip,
+nothing downloaded) on one random image of ``--image-size``:
+
+* full forward: ``model([{"image": ...}])``, the plain panoptic / instance / semantic inference
+  (backbone, pixel decoder, decoder with the semantic queries, post-processing);
+* ``set_image``: test resize + backbone + pixel decoder + decoder memory, cached;
+* prompts on the cached image (prompt mapping, location-query decoder, masks at the original
+  size): the first ``predict(points=[one click])`` right after ``set_image``; a re-prompt, the
+  same call again (what each further click costs); ``predict`` of 10 mixed prompts (points,
+  boxes, a scribble, a polygon, two masks) in one call.
+
+Each round runs full forward, set_image, first prompt, re-prompt, 10 prompts in turn (so the
+first prompt meets caches cold after set_image); the median over ``--repeats`` rounds is
+reported in ms and as ratios to the full forward (target for a re-prompt: <= 5 %). Prints a
+README-ready Markdown table.
+
+    .venv/bin/python tools/benchmark_prompts.py                      # tiny + ConvNeXt-L
+    .venv/bin/python tools/benchmark_prompts.py --models tiny --repeats 50
+    .venv/bin/python tools/benchmark_prompts.py --threads 1          # steadier on a shared box
+"""
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from typing import Callable, Dict, List
+
+import numpy as np
+import torch
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+MODELS = {
+    # name: (config file, overrides, default image size H x W, vocabulary size)
+    "tiny": ("configs/omg_tiny_synthetic.yaml", [], (192, 192)),
+    "convnext_large": ("configs/omg_convnext_large.yaml",
+                       ["MODEL.OMG.CLIP.PRETRAINED", "", "MODEL.DEVICE", "cpu"], (480, 640)),
+}
+
+
+def build(name: str, cache_dir: str, vocabulary: List[str]):
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_model
+
+    from omgseg import add_omgseg_config
+    from omgseg.inference import PromptPredictor
+
+    config, overrides, _ = MODELS[name]
+    cfg = get_cfg()
+    add_omgseg_config(cfg)
+    cfg.merge_from_file(os.path.join(REPO_ROOT, config))
+    cfg.merge_from_list(overrides + ["MODEL.OMG.CLIP.TEXT_CACHE_DIR", cache_dir,
+                                     "DATASETS.TEST", "()", "DATASETS.TRAIN", "()"])
+    model = build_model(cfg).eval()
+    predictor = PromptPredictor(cfg, input_format="RGB", model=model)
+    predictor.set_vocabulary(vocabulary)
+    return cfg, model, predictor
+
+
+def median_ms(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times)
+
+
+def mixed_prompts(h: int, w: int) -> Dict:
+    mask = np.zeros((h, w), dtype=bool)
+    mask[h // 4: h // 2, w // 4: w // 2] = True
+    return dict(
+        points=[[w * 0.2, h * 0.3], [w * 0.7, h * 0.6], [w * 0.5, h * 0.5]],
+        boxes=[[w * 0.1, h * 0.1, w * 0.4, h * 0.5], [w * 0.5, h * 0.4, w * 0.9, h * 0.9],
+               [0, 0, w, h]],
+        scribbles=[[[w * 0.2, h * 0.2], [w * 0.3, h * 0.4], [w * 0.35, h * 0.3]]],
+        polygons=[[[w * 0.6, h * 0.1], [w * 0.9, h * 0.2], [w * 0.7, h * 0.4]]],
+        masks=[mask, ~mask],
+    )
+
+
+def run(name: str, size, repeats: int, cache_dir: str) -> Dict[str, float]:
+    from detectron2.data import transforms as T
+
+    vocabulary = ["person", "car", "dog", "cat", "tree", "sky", "road", "grass", "building",
+                  "water"]
+    cfg, model, predictor = build(name, cache_dir, vocabulary)
+    h, w = size
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    aug = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
+    resized = aug.get_transform(image).apply_image(image)
+    tensor = torch.as_tensor(np.ascontiguousarray(resized.transpose(2, 0, 1)))
+    inputs = [{"image": tensor, "height": h, "width": w}]
+    one_point = dict(points=[[w * 0.5, h * 0.5]])
+    mixed = mixed_prompts(h, w)
+
+    def full():  # same autograd mode as the predictor's decoder
+        with torch.inference_mode():
+            return model(inputs)
+
+    # warm-up (text embeddings, allocator)
+    full()
+    predictor.set_image(image, image_format="RGB")
+    predictor.predict(**one_point)
+    predictor.predict(**mixed)
+    stats = {"full": [], "set_image": [], "first": [], "one": [], "mixed": []}
+    for _ in range(repeats):  # interleaved rounds
+        stats["full"].append(median_ms(full, 1))
+        stats["set_image"].append(median_ms(lambda: predictor.set_image(image, "RGB"), 1))
+        stats["first"].append(median_ms(lambda: predictor.predict(**one_point), 1))
+        stats["one"].append(median_ms(lambda: predictor.predict(**one_point), 1))
+        stats["mixed"].append(median_ms(lambda: predictor.predict(**mixed), 1))
+    out = {k: statistics.median(v) for k, v in stats.items()}
+    out["input"] = f"{h}x{w} -> {tensor.shape[1]}x{tensor.shape[2]}"
+    out["queries"] = cfg.MODEL.OMG.NUM_OBJECT_QUERIES
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--repeats", type=int, default=0,
+                        help="timed runs per model (default: 30 tiny, 3 ConvNeXt-L)")
+    parser.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                        help="original image size (default per model)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="omgseg-bench-prompts-") as cache_dir:
+        for name in args.models:
+            size = tuple(args.image_size) if args.image_size else MODELS[name][2]
+            repeats = args.repeats or (30 if name == "tiny" else 3)
+            r = run(name, size, repeats, cache_dir)
+            rows.append((name, r, repeats))
+            print(f"[{name}] {r}", flush=True)
+    print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, CPU, batch 1, "
+          f"median of interleaved runs; load average {os.getloadavg()[0]:.1f}\n")
+    print("| model | input (original -> resized) | full forward (ms) | set_image (ms) | "
+          "first prompt (ms) | re-prompt, 1 point (ms) | 10 prompts (ms) | re-prompt / full | "
+          "first / full | 10 prompts / full |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r, repeats in rows:
+        print(f"| {name} ({r['queries']} queries, {repeats} runs) | {r['input']} | "
+              f"{r['full']:.1f} | {r['set_image']:.1f} | {r['first']:.2f} | {r['one']:.2f} | "
+              f"{r['mixed']:.2f} | {100 * r['one'] / r['full']:.1f} % | "
+              f"{100 * r['first'] / r['full']:.1f} % | {100 * r['mixed'] / r['full']:.1f} % |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
