@@ -159,6 +159,10 @@ def _add_model_config(cfg: CN) -> None:
     # recall) of referring_selection on OMG-Shapes val pairs with a tiny model (PQ 32); not
     # tuned on real data: calibrate per model with prompts/referring.py best_f1_threshold.
     cfg.MODEL.OMG.PROMPT.REFERRING_THRESHOLD = 0.9
+    # Also add the mask features pooled inside the box of point / box prompts to their query
+    # content, as for scribbles / polygons / masks (not official: the released model encodes a
+    # point or box by position only, which a small model learns only after long training).
+    cfg.MODEL.OMG.PROMPT.POOL_BOX_FEATURES = False
 
 
 def _add_input_config(cfg: CN) -> None:

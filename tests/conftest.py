@@ -66,7 +66,9 @@ def synthetic_root():
 
 
 def make_tiny_cfg(output_dir: str, **overrides):
-    """The tiny CPU config shrunk further for tests (T = 2 pseudo-videos, 96 px crops)."""
+    """The tiny CPU config shrunk further for tests (T = 2 pseudo-videos, 96 px crops), trained
+    and tested on the synthetic panoptic images only unless ``overrides`` name other datasets
+    (the demo config co-trains every task)."""
     from detectron2.config import get_cfg
 
     from omgseg import add_omgseg_config
@@ -86,6 +88,10 @@ def make_tiny_cfg(output_dir: str, **overrides):
             "SOLVER.IMS_PER_BATCH", 2, "SOLVER.MAX_ITER", 4, "SOLVER.WARMUP_ITERS", 0,
             "SOLVER.STEPS", (), "SOLVER.CHECKPOINT_PERIOD", 100000,
             "DATALOADER.NUM_WORKERS", 0, "OUTPUT_DIR", output_dir, "SEED", 7, "TEST.EVAL_PERIOD", 0,
+            "DATASETS.TRAIN", ("omg_shapes_train_panoptic",),
+            "DATASETS.TEST", ("omg_shapes_val_panoptic",),
+            "DATASETS.TRAIN_REPEAT_FACTOR", [], "DATALOADER.SAMPLER_TRAIN", "TrainingSampler",
+            "MODEL.OMG.PROMPT.POOL_BOX_FEATURES", False,
         ]
     )
     for k, v in overrides.items():

@@ -22,25 +22,26 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# (task, evaluator task key, metric key, label): the rows of the final table, taken from every
-# test dataset that reports them (table-driven: a config without videos prints image rows only).
+# (task, evaluator task key, metric key, label, which test datasets): the rows of the final
+# table (table-driven: a config without videos prints the image rows only). A dataset is chosen
+# by its metadata: (evaluator_type, vos_prompt) -- "segm" is image mask AP for COCO-style sets and
+# YouTube-VIS AP for "ytvis" ones; "vos" is mask-driven or prompt-driven VOS.
 DEMO_METRICS = (
-    ("image panoptic (PS)", "panoptic_seg", "PQ", "PQ"),
-    ("image instance (IS)", "segm", "AP", "mask AP"),
-    ("image semantic (SS)", "sem_seg", "mIoU", "mIoU"),
-    ("video panoptic (VPS)", "vpq", "VPQ", "VPQ"),
-    ("video panoptic (VPS)", "vpq", "STQ", "STQ"),
-    ("video instance (VIS)", "segm", "AP", "YouTube-VIS AP"),
-    ("video semantic (VSS)", "vss", "mIoU", "mIoU"),
-    ("video semantic (VSS)", "vss", "VC8", "VC8"),
-    ("video object (VOS)", "vos", "J&F-Mean", "J&F"),
-    ("prompted (point)", "prompt", "mIoU_point", "mIoU"),
-    ("prompted (box)", "prompt", "mIoU_box", "mIoU"),
-    ("prompted (scribble)", "prompt", "mIoU_scribble", "mIoU"),
-    ("prompt-driven VOS", "prompt_vos", "J&F-Mean", "J&F"),
+    ("image panoptic (PS)", "panoptic_seg", "PQ", "PQ", ("coco_panoptic_seg", "")),
+    ("image instance (IS)", "segm", "AP", "mask AP", ("coco_panoptic_seg", "")),
+    ("image semantic (SS)", "sem_seg", "mIoU", "mIoU", ("coco_panoptic_seg", "")),
+    ("video panoptic (VPS)", "vpq", "VPQ", "VPQ", ("vps", "")),
+    ("video panoptic (VPS)", "vpq", "STQ", "STQ", ("vps", "")),
+    ("video instance (VIS)", "segm", "AP", "YouTube-VIS AP", ("ytvis", "")),
+    ("video semantic (VSS)", "vss", "mIoU", "mIoU", ("vps", "")),
+    ("video semantic (VSS)", "vss", "VC8", "VC8", ("vps", "")),
+    ("video object (VOS)", "vos", "J&F-Mean", "J&F", ("davis", "")),
+    ("prompted (point)", "prompt", "mIoU_point", "mIoU", ("coco_sam", "")),
+    ("prompted (box)", "prompt", "mIoU_box", "mIoU", ("coco_sam", "")),
+    ("prompted (scribble)", "prompt", "mIoU_scribble", "mIoU", ("coco_sam", "")),
+    ("prompt-driven VOS (click)", "vos", "J&F-Mean", "J&F", ("davis", "point")),
+    ("prompt-driven VOS (stroke)", "vos", "J&F-Mean", "J&F", ("davis", "scribble")),
 )
-# Datasets whose "segm" results are video AP rather than image mask AP.
-_VIDEO_EVALUATORS = ("ytvis",)
 
 
 def parse_args(argv=None):
@@ -114,15 +115,14 @@ def metric_rows(results, test_names):
 
     rows = []
     per_dataset = _per_dataset(results, test_names)
-    for task, key, metric, label in DEMO_METRICS:
+    for task, key, metric, label, kind in DEMO_METRICS:
         for name in test_names:
+            meta = MetadataCatalog.get(name)
+            if (meta.get("evaluator_type", None), meta.get("vos_prompt", "")) != kind:
+                continue
             res = per_dataset.get(name, {}).get(key, {})
-            if metric not in res:
-                continue
-            is_video_ap = MetadataCatalog.get(name).get("evaluator_type") in _VIDEO_EVALUATORS
-            if key == "segm" and is_video_ap != task.startswith("video"):
-                continue
-            rows.append((task, name, label, float(res[metric])))
+            if metric in res:
+                rows.append((task, name, label, float(res[metric])))
     return rows
 
 
@@ -135,13 +135,14 @@ def results_table(results, test_names) -> str:
 
 
 def growth_table(output_dir, max_iter, test_names):
-    """Every headline number at every periodic evaluation (Detectron2's metrics.json)."""
+    """Every headline number at every periodic evaluation (Detectron2's metrics.json): one row
+    per metric, one column per evaluated iteration."""
     from tabulate import tabulate
 
     path = os.path.join(output_dir, "metrics.json")
     if not os.path.exists(path):
         return ""
-    columns, rows = None, []
+    iterations, values = [], {}
     for line in open(path):
         record = json.loads(line)
         nested = {}
@@ -154,11 +155,15 @@ def growth_table(output_dir, max_iter, test_names):
         found = metric_rows(nested, test_names)
         if not found:
             continue
-        columns = columns or [f"{task}: {label}" for task, _, label, _ in found]
-        rows.append([min(record["iteration"] + 1, max_iter)] + [v for *_, v in found])
-    if not rows:
+        iterations.append(min(record["iteration"] + 1, max_iter))
+        for task, _, label, value in found:
+            values.setdefault((task, label), {})[iterations[-1]] = value
+    if not iterations:
         return ""
-    return tabulate(rows, headers=["iteration"] + columns, tablefmt="github", floatfmt=".1f")
+    rows = [[task, label] + [f"{v[i]:.1f}" if i in v else "-" for i in iterations]
+            for (task, label), v in values.items()]
+    return tabulate(rows, headers=["task", "metric"] + [f"iter {i}" for i in iterations],
+                    tablefmt="github", disable_numparse=True)
 
 
 def visualize_images(cfg, model, dataset_name, out_dir, num):
@@ -249,8 +254,9 @@ def visualize_videos(cfg, model, dataset_name, out_dir, num):
     return paths
 
 
-def visualize_vos(cfg, model, dataset_name, out_dir, num):
-    """Per val video (DAVIS layout): input / ground truth / tracked objects from frame 0's masks."""
+def visualize_vos(cfg, model, dataset_name, out_dir, num, suffix="vos"):
+    """Per val video (DAVIS layout): input / ground truth / tracked objects from frame 0's masks
+    (or, for a prompt-driven VOS set, from one click / stroke per object on frame 0)."""
     import cv2
     import numpy as np
     import torch
@@ -277,17 +283,77 @@ def visualize_vos(cfg, model, dataset_name, out_dir, num):
             rows[0].append(image)
             rows[1].append(draw_index_map(image, gt))
             rows[2].append(draw_index_map(image, np.asarray(out["vos_masks"][t])))
-        path = os.path.join(out_dir, f"{record['video_id']}_vos.png")
+        path = os.path.join(out_dir, f"{record['video_id']}_{suffix}.png")
         cv2.imwrite(path, frame_strip(rows)[:, :, ::-1])
         paths.append(path)
     return paths
 
 
-def _first(names, evaluator_type):
+def visualize_prompts(cfg, model, dataset_name, out_dir, num):
+    """Per val image: the same objects prompted by a click, a box and a stroke (one panel each:
+    prompts drawn in white, each answer in its prompt's colour with its open-vocabulary label)."""
+    import cv2
+    import numpy as np
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.detection_utils import read_image
+
+    from omgseg.data.dataset_mappers.targets import load_frame_targets
+    from omgseg.data.prompts import center_point, center_scribble
+    from omgseg.inference import PromptPredictor
+    from omgseg.modeling.vocabulary import Vocabulary
+    from omgseg.utils.visualization import draw_index_map, frame_strip
+
+    os.makedirs(out_dir, exist_ok=True)
+    predictor = PromptPredictor(cfg, input_format="RGB", model=model.eval())
+    names = Vocabulary.from_metadata(MetadataCatalog.get(dataset_name)).names
+    predictor.set_vocabulary(list(names))
+    paths = []
+    for record in DatasetCatalog.get(dataset_name)[:num]:
+        image = read_image(record["file_name"], format="RGB")
+        masks = load_frame_targets(record, image.shape[:2], "panoptic").to_masks()
+        masks = masks[masks.reshape(len(masks), -1).sum(1) >= 64][:6]  # a few visible objects
+        if not len(masks):
+            continue
+        predictor.set_image(image)
+        points = [center_point(m) for m in masks]
+        boxes = [[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+                 for ys, xs in (np.nonzero(m) for m in masks)]
+        strokes = [center_scribble(m) for m in masks]
+        panels = []
+        for kind, kwargs in (("click", {"points": points}), ("box", {"boxes": boxes}),
+                             ("stroke", {"masks": np.stack(strokes)})):
+            result = predictor.predict(**kwargs)
+            index = np.zeros(image.shape[:2], np.uint8)
+            for k in np.argsort(-result.masks.reshape(len(masks), -1).sum(1)):
+                index[result.masks[k]] = k + 1  # smaller answers on top
+            labels = {k + 1: f"{result.labels[k]}" for k in range(len(masks))}
+            pic = draw_index_map(image, index, scale=2.0, labels=labels)
+            for k in range(len(masks)):  # the prompts, in white, on top
+                if kind == "click":
+                    x, y = points[k]
+                    cv2.circle(pic, (int(2 * x + 1), int(2 * y + 1)), 5, (255, 255, 255), -1)
+                elif kind == "box":
+                    x0, y0, x1, y1 = boxes[k]
+                    cv2.rectangle(pic, (int(2 * x0), int(2 * y0)), (int(2 * x1), int(2 * y1)),
+                                  (255, 255, 255), 2)
+                else:
+                    up = cv2.resize(strokes[k].astype(np.uint8), pic.shape[1::-1],
+                                    interpolation=cv2.INTER_NEAREST).astype(bool)
+                    pic[up] = 255
+            panels.append(pic)
+        stem = os.path.splitext(os.path.basename(record["file_name"]))[0]
+        path = os.path.join(out_dir, f"{stem}_prompts.png")
+        cv2.imwrite(path, frame_strip([panels])[:, :, ::-1])
+        paths.append(path)
+    return paths
+
+
+def _first(names, evaluator_type, vos_prompt=""):
     from detectron2.data import MetadataCatalog
 
-    return next((n for n in names if MetadataCatalog.get(n).get("evaluator_type")
-                 == evaluator_type), None)
+    return next((n for n in names
+                 if MetadataCatalog.get(n).get("evaluator_type") == evaluator_type
+                 and MetadataCatalog.get(n).get("vos_prompt", "") == vos_prompt), None)
 
 
 def main(argv=None):
@@ -347,6 +413,14 @@ def main(argv=None):
     vos_set = _first(test_names, "davis")
     if vos_set:
         pictures += visualize_vos(cfg, model, vos_set, vis_dir, args.num_vis_videos)
+    prompt_set = _first(test_names, "coco_sam")
+    if prompt_set:
+        pictures += visualize_prompts(cfg, model, prompt_set, vis_dir, args.num_vis_videos)
+    for mode in ("point", "scribble"):
+        prompt_vos_set = _first(test_names, "davis", mode)
+        if prompt_vos_set:
+            pictures += visualize_vos(cfg, model, prompt_vos_set, vis_dir, args.num_vis_videos,
+                                      suffix=f"prompt_vos_{mode}")
     picture_seconds = time.time() - eval_start
 
     print()
@@ -361,7 +435,8 @@ def main(argv=None):
         print(f"\ntraining (with periodic evaluation): {seconds / 60:.1f} min on "
               f"{os.cpu_count()} CPU cores; pictures: {picture_seconds / 60:.1f} min")
     print(f"pictures: {vis_dir}/ (images: input | ground truth | panoptic | instances | "
-          f"semantic; videos *_vps.png / *_vos.png: rows input / ground truth / prediction)")
+          f"semantic; *_prompts.png: click | box | stroke; videos *_vps.png, *_vos.png, "
+          f"*_prompt_vos_*.png: rows input / ground truth / prediction)")
     return results
 
 

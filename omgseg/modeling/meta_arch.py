@@ -29,6 +29,7 @@ from .video import (
     infer_video,
     select_video_tasks,
     split_video,
+    track_prompts,
 )
 from .vocabulary import Vocabulary, dataset_vocabulary, merge_vocabularies, training_vocabulary
 
@@ -432,6 +433,9 @@ class OMGSeg(nn.Module):
             output_size = tuple(self._video_frame(frames, 0, name).shape[-2:])
         vocab = self._vocabulary_of(inp)
         text = self.text_embeddings(vocab.names)
+        if inp.get("first_frame_prompts") is not None:
+            with torch.no_grad():
+                return self._prompt_video_inference(inp, frames, text, name, output_size)
         dataset = inp.get("dataset_name")
         evaluator_type = None
         if dataset:
@@ -466,6 +470,34 @@ class OMGSeg(nn.Module):
                 tmp_dir=self.video_tmp_dir or None,
                 progress=self.video_progress,
             )
+
+    def _prompt_video_inference(self, inp: dict, frames, text: torch.Tensor, name: str,
+                                output_size: Tuple[int, int]) -> dict:
+        """Prompt-driven VOS (``omgseg/modeling/video/prompt_tracking.py``): the prompts of frame
+        0 (``inp["first_frame_prompts"]``, pixels of the resized frames), then each object's
+        previous mask as its prompt, frame by frame."""
+        prompts = inp["first_frame_prompts"]
+        first = self._video_frame(frames, 0, name)
+        if tuple(prompts.image_size) != tuple(first.shape[-2:]):
+            raise ValueError(f"{name}: first_frame_prompts are for frames of size "
+                             f"{tuple(prompts.image_size)} but the (resized) frames are "
+                             f"{tuple(first.shape[-2:])}")
+        object_ids = inp.get("object_ids")
+        if object_ids is None:
+            object_ids = list(range(1, len(prompts) + 1))
+
+        def decode(t: int, frame_prompts):
+            frame = first if t == 0 else self._video_frame(frames, t, name)
+            images, memory = self.prompt_memory([{"image": frame}])
+            out = self.decode_prompt_sets(memory, [frame_prompts], text)
+            return (out["pred_masks"][0, :, 0], out["pred_logits"][0],
+                    tuple(images.tensor.shape[-2:]), tuple(images.image_sizes[0]))
+
+        return track_prompts(
+            decode, prompts, len(frames), [int(i) for i in object_ids], output_size,
+            video_id=inp.get("video_id"), tmp_dir=self.video_tmp_dir or None,
+            progress=self.video_progress,
+        )
 
     @staticmethod
     def _video_frame(frames, t: int, name: str) -> torch.Tensor:

@@ -260,11 +260,21 @@ def test_prompt_mapper_output_and_prompts_from_augmented_masks(sam_record):
 
 
 def test_prompt_mapper_config_official_values(tiny_cfg):
-    mapper = PromptDatasetMapper(tiny_cfg, is_train=True)
+    from detectron2.config import get_cfg
+
+    from omgseg import add_omgseg_config
+
+    defaults = get_cfg()
+    add_omgseg_config(defaults)  # the official values are the defaults
+    mapper = PromptDatasetMapper(defaults, is_train=True)
     assert mapper.num_prompts == 20 and mapper.min_mask_area == 32
     resize = [a for a in mapper.augmentations.augs if type(a).__name__ == "ScaleJitterResize"]
     assert resize[0].ratio_range == (0.1, 2.0)
-    assert mapper.kind_weights == dict(zip(PROMPT_KINDS, tiny_cfg.INPUT.PROMPT.KIND_WEIGHTS))
+    assert mapper.kind_weights == dict(zip(PROMPT_KINDS, defaults.INPUT.PROMPT.KIND_WEIGHTS))
+    # the tiny demo config narrows the jitter for its 192 px crops
+    mapper = PromptDatasetMapper(tiny_cfg, is_train=True)
+    resize = [a for a in mapper.augmentations.augs if type(a).__name__ == "ScaleJitterResize"]
+    assert resize[0].ratio_range == (0.8, 1.25)
 
 
 def test_multi_task_mapper_sends_coco_sam_records_to_the_prompt_mapper(sam_record, tiny_cfg):

@@ -37,7 +37,8 @@ OMG_NAMES = [
     "omg_shapes_val_instance", "omg_shapes_train_sem_seg", "omg_shapes_val_sem_seg",
     "omg_shapes_video_train_ytvis", "omg_shapes_video_val_ytvis", "omg_shapes_video_train_vps",
     "omg_shapes_video_val_vps", "omg_shapes_video_train_davis", "omg_shapes_video_val_davis",
-    "omg_shapes_train_prompt", "omg_shapes_val_prompt",
+    "omg_shapes_train_prompt", "omg_shapes_val_prompt", "omg_shapes_video_val_prompt_vos_point",
+    "omg_shapes_video_val_prompt_vos_scribble",
 ]
 EXPECTED_NAMES = [
     "coco_2017_train_panoptic_with_sem_seg", "coco_2017_val_panoptic_with_sem_seg",

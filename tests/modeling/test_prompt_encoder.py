@@ -12,6 +12,7 @@ from omgseg.modeling.prompts import (
     encode_prompts,
     jitter_boxes,
     normalized_cxcywh,
+    pool_box_features,
     pool_region_features,
 )
 from omgseg.modeling.transformer_decoder.omg_decoder import identity_self_attn_mask
@@ -55,6 +56,35 @@ def test_pool_region_features_by_hand():
     mixed[0, 2, 2] = True  # -> cell (1, 1), a quarter of it
     want = (feats[:, 0, 0] * 0.25 + feats[:, 1, 1] * 0.25) / 0.5
     torch.testing.assert_close(pool_region_features(feats, mixed), want[None])
+
+
+def test_pool_box_features_by_hand_equals_raster_pooling():
+    feats = torch.arange(32.0).view(2, 4, 4)  # C=2, 4 x 4 cells at stride 4 of a 16 x 16 input
+    # exactly cell (1, 2)
+    torch.testing.assert_close(pool_box_features(feats, torch.tensor([[8.0, 4, 12, 8]]), 4),
+                               feats[:, 1, 2][None])
+    # a point's +-3 px box around (6, 6): pixels 3..9 -> cells 0..2 with weights 1/4, 1, 1/4
+    w = torch.tensor([0.25, 1.0, 0.25])
+    weights = (w[:, None] * w[None, :])
+    want = (feats[:, :3, :3] * weights).sum((1, 2)) / weights.sum()
+    got = pool_box_features(feats, torch.tensor([[3.0, 3, 9, 9]]), 4)
+    torch.testing.assert_close(got, want[None])
+    raster = torch.zeros(1, 16, 16, dtype=torch.bool)
+    raster[0, 3:9, 3:9] = True  # the same box as a raster: area pooling gives the same numbers
+    torch.testing.assert_close(got, pool_region_features(feats, raster))
+    assert pool_box_features(feats, torch.zeros(0, 4), 4).shape == (0, 2)
+
+
+def test_pool_boxes_adds_features_to_points_and_boxes_only_when_asked(model):
+    dec = model.mask_decoder
+    c = dec.hidden_dim
+    mf = torch.randn(1, 1, c, 16, 16)
+    prompts = _prompts(["point", "box"], [[1, 1, 7, 7], [0, 0, 32, 32]])
+    plain = encode_prompts(dec, [prompts], mf, point_type=1)
+    pooled = encode_prompts(dec, [prompts], mf, point_type=1, pool_boxes=True, mask_stride=4)
+    feats = pool_box_features(mf[0, 0], prompts.boxes, 4)
+    torch.testing.assert_close(pooled.content[0], plain.content[0] + dec.mask_pooling_proj(feats))
+    torch.testing.assert_close(pooled.pos, plain.pos)
 
 
 def _prompts(kinds, boxes, size=(64, 64), regions=None):

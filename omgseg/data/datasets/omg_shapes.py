@@ -30,6 +30,7 @@ OMG_SHAPES_DATASET_NAMES = [
         "train_panoptic", "val_panoptic", "train_instance", "val_instance", "train_sem_seg",
         "val_sem_seg", "video_train_ytvis", "video_val_ytvis", "video_train_vps",
         "video_val_vps", "video_train_davis", "video_val_davis", "train_prompt", "val_prompt",
+        "video_val_prompt_vos_point", "video_val_prompt_vos_scribble",
     )
 ]
 
@@ -117,6 +118,13 @@ def register_all_omg_shapes(root: str, prefix: str = "") -> List[str]:
         name = f"{prefix}omg_shapes_video_{split}_davis"
         register_davis(name, os.path.join(base, "davis"), split, get_davis_metadata())
         names.append(name)
+        # Prompt-driven VOS (evaluation): the same videos, a click or a stroke on each object of
+        # the first frame instead of its mask.
+        for mode in ("point", "scribble") if split == "val" else ():
+            name = f"{prefix}omg_shapes_video_{split}_prompt_vos_{mode}"
+            register_davis(name, os.path.join(base, "davis"), split,
+                           dict(get_davis_metadata(), vos_prompt=mode))
+            names.append(name)
 
     for split in ("train", "val"):
         name = f"{prefix}omg_shapes_{split}_prompt"

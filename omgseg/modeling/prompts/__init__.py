@@ -6,6 +6,7 @@ from .encoder import (
     encode_prompts,
     jitter_boxes,
     normalized_cxcywh,
+    pool_box_features,
     pool_region_features,
 )
 from .postprocess import class_labels, mask_quality, output_mask_probs, prompt_instances
@@ -25,6 +26,7 @@ __all__ = [
     "jitter_boxes",
     "normalized_cxcywh",
     "pool_region_features",
+    "pool_box_features",
     "class_labels",
     "mask_quality",
     "output_mask_probs",

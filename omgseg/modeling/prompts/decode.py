@@ -19,12 +19,15 @@ class PromptSettings(NamedTuple):
     noise_factor: float = 0.01
     max_prompts: int = 100
     referring_threshold: float = 0.9
+    pool_box_features: bool = False
+    mask_stride: int = 4
 
     @classmethod
     def from_config(cls, cfg) -> "PromptSettings":
         p = cfg.MODEL.OMG.PROMPT
         return cls(int(p.POINT_TYPE), float(p.NOISE_SCALE), float(p.NOISE_FACTOR),
-                   int(p.MAX_PROMPTS), float(p.REFERRING_THRESHOLD))
+                   int(p.MAX_PROMPTS), float(p.REFERRING_THRESHOLD), bool(p.POOL_BOX_FEATURES),
+                   int(cfg.MODEL.OMG.COMMON_STRIDE))
 
 
 def decode_prompts(
@@ -53,6 +56,7 @@ def decode_prompts(
         decoder, prompts, memory.mask_features, point_type=settings.point_type,
         noise_scale=settings.noise_scale if training else 0.0,
         noise_factor=settings.noise_factor, generator=generator,
+        pool_boxes=settings.pool_box_features, mask_stride=settings.mask_stride,
     )
     outputs = decoder(
         None, None, memory.num_frames, text_embeddings, query_content=queries.content,

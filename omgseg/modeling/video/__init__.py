@@ -7,7 +7,9 @@
   VIS tubes, VOS assignment and painting) as plain functions;
 * ``postprocessor.py``: those rules bound to one video's store;
 * ``lazy.py``: lazy, re-iterable per-frame outputs;
-* ``inference.py``: the clip loop and the output dict (:func:`infer_video`).
+* ``inference.py``: the clip loop and the output dict (:func:`infer_video`);
+* ``prompt_tracking.py``: prompt-driven VOS, first-frame prompts followed frame by frame
+  (:func:`track_prompts`).
 """
 from .association import QueryTracker, match_embeddings
 from .clips import (
@@ -28,9 +30,13 @@ from .inference import (
 )
 from .lazy import FrameOutput, LazyFrames, LazySequence
 from .postprocessor import PostprocessSettings, VideoGeometry, VideoPostprocessor
+from .prompt_tracking import masks_to_prompts, paint_objects, track_prompts
 from .store import MaskStore
 
 __all__ = [
+    "masks_to_prompts",
+    "paint_objects",
+    "track_prompts",
     "ClipPrediction",
     "ClipRule",
     "DEFAULT_CLIP_RULE",
