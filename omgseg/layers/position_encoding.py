@@ -106,10 +106,6 @@ def coordinate_to_encoding(
     """
     scale = 2 * math.pi
     coords = boxes_cxcywh.to(torch.float32) * scale
-    pos_x = _sine_features(coords[..., 0], num_feats, temperature)
-    pos_y = _sine_features(coords[..., 1], num_feats, temperature)
-    if boxes_cxcywh.shape[-1] == 2:
-        return torch.cat((pos_y, pos_x), dim=-1)
-    pos_w = _sine_features(coords[..., 2], num_feats, temperature)
-    pos_h = _sine_features(coords[..., 3], num_feats, temperature)
-    return torch.cat((pos_y, pos_x, pos_w, pos_h), dim=-1)
+    order = [1, 0] if boxes_cxcywh.shape[-1] == 2 else [1, 0, 2, 3]  # (y, x[, w, h])
+    # all coordinates in one pass: [..., 4, num_feats] -> [..., 4 * num_feats]
+    return _sine_features(coords[..., order], num_feats, temperature).flatten(-2)

@@ -451,3 +451,37 @@ def test_resize_then_dot_equals_dot_then_resize():
         borderline = ref.flatten(2)[diff[:, 0]].abs()
         assert borderline.numel() == 0 or float(borderline.max()) < 1e-4
     assert flipped <= total * 1e-5
+
+
+@pytest.mark.parametrize("pre_norm", [False, True])
+def test_independent_queries_equal_identity_mask_values_and_gradients(pre_norm):
+    """The kernel-free self-attention of location queries gives what the identity mask gives,
+    forward and backward (training mode, with aux outputs)."""
+    dec = make_decoder(pre_norm=pre_norm).train()
+    feats, mf = make_inputs(2, 2, seed=5)
+    content, pos = dec.encode_box_prompts(torch.rand(2, 3, 4), torch.tensor([[0, 1, 0], [1, 1, 0]]))
+    results = []
+    for independent in (False, True):
+        dec.zero_grad()
+        sa = None if independent else identity_self_attn_mask(2, 3, HEADS)
+        out = dec(feats, mf, 2, text_bank(), content, pos, sa, independent_queries=independent)
+        loss = out["pred_masks"].square().mean() + out["pred_logits"].mean()
+        loss = loss + sum(a["pred_masks"].mean() for a in out["aux_outputs"])
+        loss.backward(retain_graph=True)
+        grads = {n: p.grad.clone() for n, p in dec.named_parameters() if p.grad is not None}
+        results.append((out, grads))
+    (a, ga), (b, gb) = results
+    _assert_same_prediction(b, a)
+    assert ga.keys() == gb.keys()
+    # the query / key projections of self-attention get no gradient from an identity mask
+    for name in ga:
+        torch.testing.assert_close(gb[name], ga[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_independent_queries_refuse_a_mask():
+    dec = make_decoder()
+    feats, mf = make_inputs(1, 1)
+    content, pos = dec.encode_box_prompts(torch.rand(1, 2, 4), torch.tensor([[0, 1]]))
+    with pytest.raises(ValueError, match="independent_queries"):
+        dec(feats, mf, 1, text_bank(), content, pos, identity_self_attn_mask(1, 2, HEADS),
+            independent_queries=True)

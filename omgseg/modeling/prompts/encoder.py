@@ -46,8 +46,15 @@ class LocationQueries(NamedTuple):
 
     content: Tensor  # [B, P, C]
     pos: Tensor  # [B, P, C]
-    self_attn_mask: Tensor  # bool [B*heads, P, P], identity
     valid: Tensor  # bool [B, P]: False for padding
+    num_heads: int  # of the decoder's attention
+
+    @property
+    def self_attn_mask(self) -> Tensor:
+        """bool [B*heads, P, P], the identity: each query sees only itself (the decoder runs it
+        as ``independent_queries``, without building this mask)."""
+        b, p = self.valid.shape
+        return identity_self_attn_mask(b, p, self.num_heads, device=self.valid.device)
 
 
 def normalized_cxcywh(boxes_xyxy: Tensor, image_size: Tuple[int, int]) -> Tensor:
@@ -203,5 +210,4 @@ def encode_prompts(
         for i, rows, has in pooled_rows:
             extra[i] = decoder.mask_pooling_proj(rows) * has
         content = content + extra
-    mask = identity_self_attn_mask(b, p, decoder.num_heads, device=device)
-    return LocationQueries(content, pos, mask, valid)
+    return LocationQueries(content, pos, valid, int(decoder.num_heads))

@@ -9,20 +9,52 @@ it through ``multi_head_attention``.
 Shape shorthand: B = batch (clips), Q = queries, L = memory tokens (T * h * w), C = width,
 heads = attention heads. Boolean attention masks use PyTorch's convention: True = blocked.
 """
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["CrossAttentionLayer", "SelfAttentionLayer", "FFNLayer", "MLP", "multi_head_attention"]
+__all__ = [
+    "CrossAttentionLayer",
+    "SelfAttentionLayer",
+    "FFNLayer",
+    "MLP",
+    "KeyValue",
+    "multi_head_attention",
+    "project_key_value",
+]
+
+
+class KeyValue(NamedTuple):
+    """Projected keys and values of one attention layer, [B, heads, L, C / heads] each."""
+
+    key: Tensor
+    value: Tensor
+
+
+def _split_heads(x: Tensor, heads: int) -> Tensor:
+    """[B, n, C] -> [B, heads, n, C / heads]."""
+    b, n, c = x.shape
+    return x.view(b, n, heads, c // heads).transpose(1, 2)
+
+
+def project_key_value(attn: nn.MultiheadAttention, key: Tensor, value: Tensor) -> KeyValue:
+    """The key and value projections of ``attn`` on ``key`` / ``value`` [B, L, C], split into
+    heads: ([B, heads, L, C / heads], same). Memory tokens are fixed while queries change, so
+    these can be computed once per image and reused by every query set."""
+    weights = attn.in_proj_weight.chunk(3)
+    biases = (None,) * 3 if attn.in_proj_bias is None else attn.in_proj_bias.chunk(3)
+    k = _split_heads(F.linear(key, weights[1], biases[1]), attn.num_heads)
+    return KeyValue(k, _split_heads(F.linear(value, weights[2], biases[2]), attn.num_heads))
 
 
 def multi_head_attention(
     attn: nn.MultiheadAttention,
     query: Tensor,
-    key: Tensor,
-    value: Tensor,
+    key: Optional[Tensor],
+    value: Optional[Tensor],
     blocked: Optional[Tensor],
+    key_value: Optional[KeyValue] = None,
 ) -> Tensor:
     """``attn(query, key, value, attn_mask=blocked)[0]`` (batch first) with a mask that may be
     shared by the heads.
@@ -36,18 +68,18 @@ def multi_head_attention(
             head count and dropout are used.
         query: [B, Q, C]; key, value: [B, L, C].
         blocked: bool (True = blocked) [B*heads, Q, L], [B, heads, Q, L], [B, 1, Q, L] or None.
+        key_value: ``project_key_value(attn, key, value)`` computed beforehand (``key`` and
+            ``value`` are then not read).
 
     Returns:
         [B, Q, C].
     """
     b, q_len, c = query.shape
     heads = attn.num_heads
-    weights = attn.in_proj_weight.chunk(3)
-    biases = (None,) * 3 if attn.in_proj_bias is None else attn.in_proj_bias.chunk(3)
-
-    def project(x: Tensor, i: int) -> Tensor:  # [B, n, C] -> [B, heads, n, C / heads]
-        x = F.linear(x, weights[i], biases[i])
-        return x.view(b, x.shape[1], heads, c // heads).transpose(1, 2)
+    if key_value is None:
+        key_value = project_key_value(attn, key, value)
+    bias = None if attn.in_proj_bias is None else attn.in_proj_bias[:c]
+    q = _split_heads(F.linear(query, attn.in_proj_weight[:c], bias), heads)
 
     mask = None
     if blocked is not None:
@@ -55,9 +87,9 @@ def multi_head_attention(
             blocked = blocked.view(b, heads, q_len, blocked.shape[-1])
         mask = ~blocked  # scaled_dot_product_attention's bool masks mark what takes part
     out = F.scaled_dot_product_attention(
-        project(query, 0),
-        project(key, 1),
-        project(value, 2),
+        q,
+        key_value.key,
+        key_value.value,
         attn_mask=mask,
         dropout_p=attn.dropout if attn.training else 0.0,
     )
@@ -99,15 +131,21 @@ class _AttentionLayer(nn.Module):
         attn_mask: Optional[Tensor],
         pos: Optional[Tensor],
         query_pos: Optional[Tensor],
+        key_value: Optional[KeyValue] = None,
     ) -> Tensor:
         """``query`` [B, Q, C]; ``memory`` [B, L, C] or None (self-attention); mask as in
-        ``multi_head_attention``."""
+        ``multi_head_attention``; ``key_value``: the memory's projections, precomputed."""
         q_in = self.norm(query) if self.normalize_before else query
-        kv = q_in if memory is None else memory
-        k_pos = query_pos if memory is None else pos
-        out = multi_head_attention(
-            self.attn, _with_pos(q_in, query_pos), _with_pos(kv, k_pos), kv, attn_mask
-        )
+        if key_value is not None:
+            out = multi_head_attention(
+                self.attn, _with_pos(q_in, query_pos), None, None, attn_mask, key_value
+            )
+        else:
+            kv = q_in if memory is None else memory
+            k_pos = query_pos if memory is None else pos
+            out = multi_head_attention(
+                self.attn, _with_pos(q_in, query_pos), _with_pos(kv, k_pos), kv, attn_mask
+            )
         query = query + self.dropout(out)
         return query if self.normalize_before else self.norm(query)
 
@@ -120,36 +158,60 @@ class SelfAttentionLayer(_AttentionLayer):
         tgt: Tensor,
         attn_mask: Optional[Tensor] = None,
         query_pos: Optional[Tensor] = None,
+        independent: bool = False,
     ) -> Tensor:
         """
         Args:
             tgt: queries [B, Q, C].
             attn_mask: bool [B*heads, Q, Q] or [B, 1 | heads, Q, Q] (True = blocked) or None.
             query_pos: positional embedding of the queries [B, Q, C], added to q and k.
+            independent: every query attends only to itself (the identity mask of location
+                queries). The softmax over one key is 1, so the attention output is the query's
+                own value projection: computed as ``out_proj(v_proj(x))`` without the query /
+                key projections and the attention kernel (same values and gradients).
         """
-        return self._attend(tgt, None, attn_mask, None, query_pos)
+        if not independent:
+            return self._attend(tgt, None, attn_mask, None, query_pos)
+        if attn_mask is not None:
+            raise ValueError("independent self-attention takes no attn_mask")
+        x = self.norm(tgt) if self.normalize_before else tgt
+        c = x.shape[-1]
+        bias = None if self.attn.in_proj_bias is None else self.attn.in_proj_bias[2 * c:]
+        out = self.attn.out_proj(F.linear(x, self.attn.in_proj_weight[2 * c:], bias))
+        tgt = tgt + self.dropout(out)
+        return tgt if self.normalize_before else self.norm(tgt)
 
 
 class CrossAttentionLayer(_AttentionLayer):
     """Masked cross-attention from queries to memory: ([B, Q, C], [B, L, C]) -> [B, Q, C]."""
 
+    def memory_key_value(self, memory: Tensor, pos: Optional[Tensor] = None) -> KeyValue:
+        """The projections of ``memory`` [B, L, C] (keys with ``pos`` added) that
+        :meth:`forward` attends to; pass them as ``key_value`` to skip recomputing them."""
+        return project_key_value(self.attn, _with_pos(memory, pos), memory)
+
     def forward(
         self,
         tgt: Tensor,
-        memory: Tensor,
+        memory: Optional[Tensor],
         attn_mask: Optional[Tensor] = None,
         pos: Optional[Tensor] = None,
         query_pos: Optional[Tensor] = None,
+        key_value: Optional[KeyValue] = None,
     ) -> Tensor:
         """
         Args:
             tgt: queries [B, Q, C].
-            memory: pixel tokens [B, L, C] (values; keys get ``pos`` added).
+            memory: pixel tokens [B, L, C] (values; keys get ``pos`` added); not read when
+                ``key_value`` is given.
             attn_mask: bool [B*heads, Q, L] or [B, 1 | heads, Q, L] (True = blocked) or None.
             pos: positional embedding of the memory [B, L, C].
             query_pos: positional embedding of the queries [B, Q, C].
+            key_value: :meth:`memory_key_value` of ``memory`` and ``pos``, computed beforehand.
         """
-        return self._attend(tgt, memory, attn_mask, pos, query_pos)
+        if memory is None and key_value is None:
+            raise ValueError("cross-attention needs memory or its key_value")
+        return self._attend(tgt, memory, attn_mask, pos, query_pos, key_value)
 
 
 class FFNLayer(nn.Module):

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from ...layers.position_encoding import PositionEmbeddingSine3D, coordinate_to_encoding
 from ..build import TRANSFORMER_DECODER_REGISTRY
-from .layers import MLP, CrossAttentionLayer, FFNLayer, SelfAttentionLayer
+from .layers import MLP, CrossAttentionLayer, FFNLayer, KeyValue, SelfAttentionLayer
 
 __all__ = [
     "DecoderMemory",
@@ -40,7 +40,8 @@ class DecoderMemory(NamedTuple):
     ``src`` / ``pos``: 3 levels of memory tokens and their 3D sine positions [B, T*h*w, C];
     ``sizes``: the (h, w) of each level; ``mask_features``: [B, T, C_mask, H, W];
     ``level_mask_features``: the mask features resized to each level [B, T, C_mask, h, w]
-    (attention masks only, no grad); ``num_frames``: T.
+    (attention masks only, no grad); ``num_frames``: T; ``key_values``: per decoder layer, the
+    projected keys / values of the level it attends to (they do not depend on the queries).
     """
 
     src: List[Tensor]
@@ -49,6 +50,7 @@ class DecoderMemory(NamedTuple):
     mask_features: Tensor
     level_mask_features: List[Tensor]
     num_frames: int
+    key_values: Optional[List[KeyValue]] = None
 
 
 def identity_self_attn_mask(
@@ -392,7 +394,12 @@ class OMGMaskDecoder(nn.Module):
         mask_features = mask_features.reshape(b, t, *mask_features.shape[1:])
         with torch.no_grad():
             level_mask_features = [resize_mask_features(mask_features, size) for size in sizes]
-        return DecoderMemory(src, pos, sizes, mask_features, level_mask_features, t)
+        levels = [i % self.num_feature_levels for i in range(self.num_layers)]
+        key_values = [
+            layer.memory_key_value(src[lvl], pos[lvl])
+            for lvl, layer in zip(levels, self.transformer_cross_attention_layers)
+        ]
+        return DecoderMemory(src, pos, sizes, mask_features, level_mask_features, t, key_values)
 
     def forward(
         self,
@@ -405,6 +412,7 @@ class OMGMaskDecoder(nn.Module):
         self_attn_mask: Optional[Tensor] = None,
         return_aux_outputs: Optional[bool] = None,
         memory: Optional[DecoderMemory] = None,
+        independent_queries: bool = False,
     ) -> Dict:
         """
         Args:
@@ -422,6 +430,9 @@ class OMGMaskDecoder(nn.Module):
             memory: the image side from :meth:`prepare_memory`; when given,
                 ``multi_scale_features``, ``mask_features`` and ``num_frames`` are not read (may
                 be None) and only the queries are decoded.
+            independent_queries: every query sees only itself in self-attention (what
+                ``identity_self_attn_mask`` expresses), computed without the attention kernel;
+                ``self_attn_mask`` must then be None.
 
         Returns:
             dict with ``pred_logits`` [B, Q, K+1], ``pred_masks`` [B, Q, T, H, W],
@@ -453,6 +464,8 @@ class OMGMaskDecoder(nn.Module):
                 )
             output = query_content
         q = output.shape[1]
+        if independent_queries and self_attn_mask is not None:
+            raise ValueError("independent_queries replaces self_attn_mask; pass one of them")
         if self_attn_mask is not None and tuple(self_attn_mask.shape) != (b * self.num_heads, q, q):
             raise ValueError(
                 f"self_attn_mask must be [B*heads={b * self.num_heads}, {q}, {q}], "
@@ -470,10 +483,12 @@ class OMGMaskDecoder(nn.Module):
             lvl = i % self.num_feature_levels
             attn_mask = self._attn_mask(mask_embed, level_mask_features[lvl])
             output = self.transformer_cross_attention_layers[i](
-                output, src[lvl], attn_mask=attn_mask, pos=pos[lvl], query_pos=query_pos
+                output, src[lvl], attn_mask=attn_mask, pos=pos[lvl], query_pos=query_pos,
+                key_value=None if memory.key_values is None else memory.key_values[i],
             )
             output = self.transformer_self_attention_layers[i](
-                output, attn_mask=self_attn_mask, query_pos=query_pos
+                output, attn_mask=self_attn_mask, query_pos=query_pos,
+                independent=independent_queries,
             )
             output = self.transformer_ffn_layers[i](output)
             normed, mask_embed = self._query_heads(output)
