@@ -108,10 +108,15 @@ def _add_model_config(cfg: CN) -> None:
 
     # ---- open-vocabulary fusion with the frozen CLIP head (inference only) ------------------
     cfg.MODEL.OMG.OV = CN()
-    # Fuse the learned class scores with mask-pooled frozen-CLIP scores.
+    # Fuse the learned class scores with mask-pooled frozen-CLIP scores (omgseg/modeling/
+    # open_vocab.py) for images, videos (per clip) and prompted masks. Off by default: the
+    # official release turns it on only for its ADE evaluation. Switchable at run time
+    # (model.ov_enabled) without rebuilding the model.
     cfg.MODEL.OMG.OV.ENABLED = False
-    # Geometric-ensemble exponent of the CLIP score for classes seen / unseen in training.
+    # Exponent a of the CLIP probability, p = p_learned^(1-a) * p_clip^a, for classes seen in
+    # training (a synonym in the DATASETS.TRAIN vocabularies); model.ov_alpha at run time.
     cfg.MODEL.OMG.OV.ALPHA = 0.4
+    # The same exponent for classes unseen in training; model.ov_beta at run time.
     cfg.MODEL.OMG.OV.BETA = 0.8
 
     # ---- inference -------------------------------------------------------------------------

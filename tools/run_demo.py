@@ -6,12 +6,15 @@
    the config lists them) together, evaluating every TEST.EVAL_PERIOD iterations so the growth of
    every number with training is recorded;
 3. print one table: image PQ / mask AP / mIoU, VPQ / STQ, YouTube-VIS AP, VSS mIoU, VOS J&F,
-   prompted mIoU — all from the final checkpoint;
+   prompted mIoU — all from the final checkpoint; then the open-vocabulary rows (OV_METRICS:
+   image PQ with the frozen-CLIP fusion on, with the training vocabulary, the same names in
+   another order, and renamed classes), from the same checkpoint;
 4. save pictures: per val image (input | ground truth | panoptic | instances | semantic), per val
    video a frame strip of tracked ids (input / ground truth / prediction), and the VOS tracks.
 
 A second run reuses output/demo/model_final.pth if its config is unchanged (pass --retrain to
-train again). Extra KEY VALUE arguments override the config.
+train again); --ov-only evaluates only the open-vocabulary rows on the existing checkpoint.
+Extra KEY VALUE arguments override the config.
 """
 import argparse
 import json
@@ -43,6 +46,29 @@ DEMO_METRICS = (
     ("prompt-driven VOS (stroke)", "vos", "J&F-Mean", "J&F", ("davis", "scribble")),
 )
 
+# (row label, vocabulary variant, fusion on): the open-vocabulary rows, panoptic PQ on the first
+# image panoptic test set with the frozen-CLIP fusion ON (MODEL.OMG.OV; OMGSeg.ov_enabled), every
+# variant passed to the SAME model through the vocabulary switch (no rebuild). "training": the
+# dataset's own class names (all seen in training: exponent ALPHA); "reordered": the same names
+# in reverse order (predicted ids are mapped back for the evaluator; must equal "training");
+# "renamed": every class given a name absent from the training vocabularies (all unseen:
+# exponent BETA). The first row, fusion OFF, is the reference (the image PS row above).
+OV_METRICS = (
+    ("reference: fusion OFF, training names", "training", False),
+    ("open vocab: training names (seen, a=ALPHA)", "training", True),
+    ("open vocab: same names, reversed order", "reordered", True),
+    ("open vocab: renamed classes (unseen, a=BETA) [*]", "renamed", True),
+)
+# Names for the "renamed" variant (checked to be unseen before use).
+OV_RENAMES = ("lantern", "violin", "pebble", "compass", "saddle", "kettle", "anchor", "feather",
+              "tunnel", "meadow", "glacier", "canyon", "harbor", "quilt", "orchard", "beacon")
+OV_FOOTNOTE = (
+    "[*] The demo's CLIP is the tiny random-init one trained end to end: its text tower and "
+    "visual head carry no semantics, so names never seen in training (renamed row) give text "
+    "embeddings the model cannot relate to its classes. That row measures what a random CLIP "
+    "cannot do; with real pretrained OpenCLIP weights the same switch classifies by meaning."
+)
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
@@ -54,6 +80,9 @@ def parse_args(argv=None):
     parser.add_argument("--retrain", action="store_true", help="train even if a final model exists")
     parser.add_argument("--num-vis", type=int, default=8, help="validation images to draw")
     parser.add_argument("--num-vis-videos", type=int, default=3, help="validation videos to draw")
+    parser.add_argument("--ov-only", action="store_true",
+                        help="only evaluate the open-vocabulary rows on the existing "
+                             "output/demo/model_final.pth (no training, no other evaluation)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     return parser.parse_args(argv)
 
@@ -208,6 +237,107 @@ def visualize_images(cfg, model, dataset_name, out_dir, num):
         cv2.imwrite(path, row[:, :, ::-1])
         paths.append(path)
     return paths
+
+
+def ov_vocabularies(model, dataset_name):
+    """Per OV_METRICS variant: (vocabulary, dataset id of each of its class ids)."""
+    from omgseg.modeling.vocabulary import Vocabulary, dataset_vocabulary
+
+    base = dataset_vocabulary(dataset_name)
+    k = len(base)
+    reverse = list(range(k))[::-1]
+    renamed = [OV_RENAMES[i] if i < len(OV_RENAMES) else f"novel class {i}" for i in range(k)]
+    variants = {
+        "training": (base, list(range(k))),
+        "reordered": (Vocabulary([base.names[i] for i in reverse],
+                                 [base.is_thing[i] for i in reverse]), reverse),
+        "renamed": (Vocabulary(renamed, base.is_thing), list(range(k))),
+    }
+    if bool(model.seen_classes(variants["renamed"][0]).any()):
+        raise RuntimeError(f"A renamed class of {renamed} is in the training vocabulary")
+    if not bool(model.seen_classes(base).all()):
+        print(f"[demo] note: not every class of {dataset_name} is in the training vocabulary")
+    return variants
+
+
+class _VocabularyEval:
+    """The model classifying against ``vocab`` (its default vocabulary: inputs lose their
+    ``dataset_name``), panoptic output only, class ids mapped back to the dataset's."""
+
+    def __init__(self, model, vocab, to_dataset):
+        self.model, self.vocab, self.to_dataset = model, vocab, to_dataset
+
+    def __call__(self, batched_inputs):
+        inputs = [{k: v for k, v in inp.items() if k != "dataset_name"} for inp in batched_inputs]
+        outputs = self.model(inputs)
+        for out in outputs:
+            for seg in out["panoptic_seg"][1]:
+                seg["category_id"] = self.to_dataset[seg["category_id"]]
+        return outputs
+
+
+def evaluate_open_vocab(cfg, model, dataset_name):
+    """[(label, variant, fusion on, PQ)] for OV_METRICS on ``dataset_name``; the model's
+    vocabulary, fusion and output switches are restored afterwards."""
+    from detectron2.evaluation import COCOPanopticEvaluator, inference_on_dataset
+
+    from omgseg.engine import Trainer
+
+    saved = (model.default_vocabulary, model.ov_enabled, model.semantic_on, model.instance_on,
+             model.panoptic_on)
+    training = model.training
+    rows = []
+    try:
+        model.eval()
+        model.semantic_on, model.instance_on, model.panoptic_on = False, False, True
+        loader = Trainer.build_test_loader(cfg, dataset_name)
+        variants = ov_vocabularies(model, dataset_name)
+        for label, variant, fusion in OV_METRICS:
+            vocab, to_dataset = variants[variant]
+            model.set_vocabulary(vocab)
+            model.ov_enabled = fusion
+            evaluator = COCOPanopticEvaluator(dataset_name, output_dir=None)
+            res = inference_on_dataset(_VocabularyEval(model, vocab, to_dataset), loader,
+                                       evaluator)
+            rows.append((label, variant, fusion, float(res["panoptic_seg"]["PQ"])))
+            print(f"[demo] {_ov_label(label, cfg)}: PQ {rows[-1][3]:.1f}")
+    finally:
+        (model.default_vocabulary, model.ov_enabled, model.semantic_on, model.instance_on,
+         model.panoptic_on) = saved
+        model.train(training)
+    return rows
+
+
+def _ov_label(label: str, cfg) -> str:
+    """An OV_METRICS label with ALPHA / BETA replaced by the config's values."""
+    ov = cfg.MODEL.OMG.OV
+    return label.replace("ALPHA", f"{ov.ALPHA:g}").replace("BETA", f"{ov.BETA:g}")
+
+
+def open_vocab_table(rows, dataset_name, cfg) -> str:
+    from tabulate import tabulate
+
+    table = [[_ov_label(label, cfg), "PQ", f"{pq:.1f}", dataset_name]
+             for label, _, _, pq in rows]
+    return tabulate(table, headers=["task", "metric", "value", "dataset"], tablefmt="github",
+                    disable_numparse=True)
+
+
+def run_open_vocab(cfg, model, test_names):
+    """The OV rows on the first image panoptic test set (printed, saved to open_vocab.json)."""
+    image_set = _first(test_names, "coco_panoptic_seg")
+    if not image_set:
+        return ""
+    start = time.time()
+    rows = evaluate_open_vocab(cfg, model, image_set)
+    ov = cfg.MODEL.OMG.OV
+    with open(os.path.join(cfg.OUTPUT_DIR, "open_vocab.json"), "w") as f:
+        json.dump({"dataset": image_set, "alpha": ov.ALPHA, "beta": ov.BETA,
+                   "seconds": time.time() - start,
+                   "PQ": {(variant if fusion else f"{variant} (fusion off)"): pq
+                          for _, variant, fusion, pq in rows}}, f, indent=2)
+    return (f"Open vocabulary (frozen-CLIP fusion ON, same checkpoint, vocabulary switched at run "
+            f"time):\n{open_vocab_table(rows, image_set, cfg)}\n{OV_FOOTNOTE}")
 
 
 def _strip_frames(length: int, count: int = 6):
@@ -385,6 +515,15 @@ def main(argv=None):
     test_names = list(cfg.DATASETS.TEST)
     print(dataset_summary(list(cfg.DATASETS.TRAIN) + test_names))
 
+    if args.ov_only:
+        final = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
+        if not os.path.exists(final):
+            raise SystemExit(f"--ov-only needs a trained {final}: run the demo first")
+        model = Trainer.build_model(cfg)
+        OMGSegCheckpointer(cfg, model).load(final)
+        print(run_open_vocab(cfg, model, test_names))
+        return None
+
     print(f"[demo] 2/4 training {cfg.MODEL.OMG.CLIP.MODEL_NAME} for {cfg.SOLVER.MAX_ITER} "
           "iterations on CPU (images, videos and prompts together)")
     seconds, results = train(cfg, args.retrain)
@@ -400,6 +539,7 @@ def main(argv=None):
         results = Trainer.test(cfg, model)
     with open(os.path.join(cfg.OUTPUT_DIR, "results.json"), "w") as f:
         json.dump(results, f, indent=2, default=float)
+    open_vocab = run_open_vocab(cfg, model, test_names)
 
     print("[demo] 4/4 pictures")
     vis_dir = os.path.join(cfg.OUTPUT_DIR, "vis")
@@ -431,6 +571,9 @@ def main(argv=None):
         print()
     print("Final results (one checkpoint, every task):")
     print(results_table(results, test_names))
+    if open_vocab:
+        print()
+        print(open_vocab)
     if seconds is not None:
         print(f"\ntraining (with periodic evaluation): {seconds / 60:.1f} min on "
               f"{os.cpu_count()} CPU cores; pictures: {picture_seconds / 60:.1f} min")

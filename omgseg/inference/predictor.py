@@ -2,6 +2,8 @@
 
     predictor = OMGSegPredictor(cfg)                   # builds the model, loads MODEL.WEIGHTS
     predictor.set_vocabulary(["cat", "dog", "grass, lawn"], is_thing=[True, True, False])
+    # or predictor.set_vocabulary("cat,dog,grass") / ("classes.txt") / (Vocabulary(...))
+    predictor.model.ov_enabled = True                  # fuse with frozen-CLIP scores (optional)
     outputs = predictor(cv2.imread("a.jpg"))           # HWC uint8, BGR like DefaultPredictor
 
 Outputs are the model's: ``sem_seg`` [K, H, W], ``panoptic_seg`` (ids [H, W], segments_info) and
@@ -89,21 +91,17 @@ class OMGSegPredictor:
             self.cfg.INPUT.MAX_SIZE_TEST,
         )
 
-    def set_vocabulary(
-        self, class_names: Sequence[str], is_thing: Optional[Sequence[bool]] = None
-    ) -> None:
-        """Classify against ``class_names`` from now on (a name may hold comma-separated
-        synonyms, e.g. ``"grass, lawn"``); ``is_thing``: one flag per name (default: all things;
-        stuff classes are merged into one segment each in panoptic outputs)."""
-        if isinstance(class_names, str) or not all(isinstance(n, str) for n in class_names):
-            raise TypeError(
-                "class_names must be a list of class-name strings (synonyms of one class "
-                f"comma-separated inside one string), got {class_names!r}"
-            )
-        empty = [i for i, n in enumerate(class_names) if not n.strip()]
-        if empty:
-            raise ValueError(f"class_names has empty names at positions {empty}")
-        self.model.set_vocabulary(Vocabulary(list(class_names), is_thing))
+    def set_vocabulary(self, vocabulary, is_thing: Optional[Sequence[bool]] = None) -> None:
+        """Classify against ``vocabulary`` from now on, without rebuilding the model: a
+        :class:`Vocabulary`, a list of class strings (synonyms of one class comma-separated
+        inside its string, e.g. ``"grass, lawn"``), a comma-separated text ``"cat,dog,grass"``
+        or a file path (one class per line; :meth:`Vocabulary.from_file`). ``is_thing``: one
+        flag per class (default: all things; stuff classes are merged into one segment each in
+        panoptic outputs). Text embeddings are cached per vocabulary.
+
+        The open-vocabulary fusion with frozen-CLIP scores is ``model.ov_enabled``
+        (``MODEL.OMG.OV.ENABLED``)."""
+        self.model.set_vocabulary(Vocabulary.coerce(vocabulary, is_thing))
 
     def __call__(self, image: np.ndarray) -> Dict:
         """

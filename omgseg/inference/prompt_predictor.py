@@ -113,18 +113,17 @@ class PromptPredictor:
         self.reset_image()
 
     # ---- vocabulary and image ----------------------------------------------------------------
-    def set_vocabulary(
-        self, class_names: Sequence[str], is_thing: Optional[Sequence[bool]] = None
-    ) -> None:
-        """Label masks with ``class_names`` from now on (comma-separated synonyms per name)."""
-        if isinstance(class_names, str) or not all(isinstance(n, str) for n in class_names):
-            raise TypeError(f"class_names must be a list of class-name strings, got "
-                            f"{class_names!r}")
-        self.model.set_vocabulary(Vocabulary(list(class_names), is_thing))
+    def set_vocabulary(self, vocabulary, is_thing: Optional[Sequence[bool]] = None) -> None:
+        """Label masks with ``vocabulary`` from now on: a :class:`Vocabulary`, a list of class
+        strings (comma-separated synonyms per name), a comma-separated text or a file path
+        (see ``OMGSegPredictor.set_vocabulary``). With ``model.ov_enabled`` every mask's label
+        also fuses its mask-pooled frozen-CLIP score."""
+        self.model.set_vocabulary(Vocabulary.coerce(vocabulary, is_thing))
 
     def reset_image(self) -> None:
         """Forget the cached image."""
         self._memory = None
+        self._clip_features = None
         self._transform = None
         self._original_size = None
         self._input_size = None
@@ -146,8 +145,10 @@ class PromptPredictor:
         resized = np.ascontiguousarray(transform.apply_image(image))
         tensor = torch.as_tensor(resized.transpose(2, 0, 1).copy())
         with torch.inference_mode():
-            images, memory = self.model.prompt_memory([{"image": tensor}])
+            images, memory, res5 = self.model.prompt_memory([{"image": tensor}],
+                                                            return_clip_features=True)
         self._memory = memory
+        self._clip_features = res5  # for the open-vocabulary fusion (model.ov_enabled)
         self._transform = transform
         self._original_size = tuple(image.shape[:2])
         self._input_size = tuple(images.image_sizes[0])
@@ -176,7 +177,17 @@ class PromptPredictor:
         text = self.model.text_embeddings(vocab.names)
         with torch.inference_mode():
             outputs = self.model.decode_prompt_sets(self._memory, [prompts], text)
+            outputs = self._open_vocab(outputs, text, vocab)
         return outputs, vocab
+
+    def _open_vocab(self, outputs: dict, text: torch.Tensor, vocab: Vocabulary) -> dict:
+        """``outputs`` with the class scores fused with the frozen-CLIP scores of their masks
+        when ``model.ov_enabled`` (``OMGSeg.open_vocab_scores``), else unchanged."""
+        if not getattr(self.model, "ov_enabled", False):
+            return outputs
+        fused = self.model.open_vocab_scores(self._clip_features, outputs["pred_masks"],
+                                             outputs["pred_logits"], text, vocab)
+        return dict(outputs, pred_logits=fused)
 
     def predict(
         self,
@@ -244,6 +255,7 @@ class PromptPredictor:
         decoder = self.model.mask_decoder
         with torch.inference_mode():
             outputs = decoder(None, None, 1, text, return_aux_outputs=False, memory=self._memory)
+            outputs = self._open_vocab(outputs, text, vocab)
             emb = query_class_embeddings(decoder, outputs, self._memory.mask_features)[0]
             mask_cls = outputs["pred_logits"][0]
             matches = referring_selection(

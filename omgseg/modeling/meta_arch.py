@@ -17,6 +17,7 @@ from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import ImageList, Instances
 
 from .build import build_pixel_decoder, build_transformer_decoder
+from . import open_vocab
 from .clip.text_embeddings import TextEmbeddingCache
 from .criterion import SetCriterion
 from .postprocessing import frame_inference
@@ -89,6 +90,9 @@ class OMGSeg(nn.Module):
         video_tmp_dir: str = "",
         video_progress: bool = True,
         prompt_settings: Optional[PromptSettings] = None,
+        ov_enabled: bool = False,
+        ov_alpha: float = 0.4,
+        ov_beta: float = 0.8,
     ):
         super().__init__()
         self.backbone = backbone
@@ -117,6 +121,12 @@ class OMGSeg(nn.Module):
         self.video_tmp_dir = video_tmp_dir
         self.video_progress = bool(video_progress)
         self.prompt_settings = prompt_settings or PromptSettings()
+        # Open-vocabulary fusion at inference (``open_vocab.py``); plain attributes, so it can be
+        # switched (``model.ov_enabled = True``) and re-weighted at run time without rebuilding.
+        self.ov_enabled = bool(ov_enabled)
+        self.ov_alpha = float(ov_alpha)
+        self.ov_beta = float(ov_beta)
+        self._seen: Dict[tuple, torch.Tensor] = {}
 
     @classmethod
     def from_config(cls, cfg):
@@ -152,6 +162,9 @@ class OMGSeg(nn.Module):
             "video_tmp_dir": test.VIDEO.TMP_DIR,
             "video_progress": test.VIDEO.PROGRESS_BAR,
             "prompt_settings": PromptSettings.from_config(cfg),
+            "ov_enabled": cfg.MODEL.OMG.OV.ENABLED,
+            "ov_alpha": cfg.MODEL.OMG.OV.ALPHA,
+            "ov_beta": cfg.MODEL.OMG.OV.BETA,
         }
 
     @property
@@ -159,9 +172,16 @@ class OMGSeg(nn.Module):
         return self.pixel_mean.device
 
     # ---- vocabulary --------------------------------------------------------------------------
-    def set_vocabulary(self, vocabulary: Vocabulary) -> None:
-        """Switch the default label space used when an input names no dataset."""
-        self.default_vocabulary = vocabulary
+    def set_vocabulary(self, vocabulary, is_thing: Optional[Sequence[bool]] = None) -> None:
+        """Switch the default label space used when an input names no dataset.
+
+        ``vocabulary``: a :class:`Vocabulary`, a list of class strings (synonyms of one class
+        comma-separated inside its string), a text (``"cat,dog,grass"``; see
+        :meth:`Vocabulary.parse`) or a file path (:meth:`Vocabulary.from_file`); ``is_thing``
+        for the last three (default: all things). The model is not rebuilt; text embeddings come
+        from the cache (the text tower runs only for a vocabulary never seen before).
+        """
+        self.default_vocabulary = Vocabulary.coerce(vocabulary, is_thing)
 
     def text_embeddings(self, names: Sequence[str]) -> torch.Tensor:
         """CLIP text embeddings [K, S, D] of ``names`` on the model's device, from the model's one
@@ -197,6 +217,38 @@ class OMGSeg(nn.Module):
                 "run one dataset per batch"
             )
         return vocabs[0]
+
+    # ---- open vocabulary ---------------------------------------------------------------------
+    def seen_classes(self, vocab: Vocabulary) -> torch.Tensor:
+        """Bool [K] on the CPU: classes of ``vocab`` one of whose synonyms is in the training
+        vocabulary (:meth:`joint_vocabulary`; no training dataset known: none is seen)."""
+        members = tuple(self._joint_members)
+        key = (vocab.names, members, self.default_vocabulary if "" in members else None)
+        if key not in self._seen:
+            training = self.joint_vocabulary()[0].names if members else ()
+            self._seen[key] = open_vocab.seen_classes(vocab.names, open_vocab.synonym_set(training))
+        return self._seen[key]
+
+    def open_vocab_scores(self, features, mask_logits: torch.Tensor, mask_cls: torch.Tensor,
+                          text: torch.Tensor, vocab: Vocabulary) -> torch.Tensor:
+        """Learned class logits fused with mask-pooled frozen-CLIP scores (``open_vocab.py``):
+        log-probabilities [B, Q, K + 1] from ``features`` (backbone outputs, frames clip after
+        clip, or their res5), ``mask_logits`` [B, Q, T, h, w], ``mask_cls`` [B, Q, K + 1] and
+        the text embeddings [K, S, D] of ``vocab``, with ``ov_alpha`` / ``ov_beta`` for the
+        seen / unseen classes (:meth:`seen_classes`)."""
+        return open_vocab.open_vocab_logits(
+            self.backbone, features, mask_logits, mask_cls, text, self.seen_classes(vocab),
+            alpha=self.ov_alpha, beta=self.ov_beta, logit_scale=self.mask_decoder.logit_scale,
+        )
+
+    def _maybe_open_vocab(self, outputs: dict, features, text: torch.Tensor,
+                          vocab: Vocabulary) -> dict:
+        """``outputs`` with fused ``pred_logits`` when ``ov_enabled``, else unchanged."""
+        if not self.ov_enabled:
+            return outputs
+        fused = self.open_vocab_scores(features, outputs["pred_masks"], outputs["pred_logits"],
+                                       text, vocab)
+        return dict(outputs, pred_logits=fused)
 
     @staticmethod
     def merge_vocabularies(
@@ -335,8 +387,9 @@ class OMGSeg(nn.Module):
         images, num_frames = self._frames(batched_inputs)
         vocab = self._eval_vocabulary(batched_inputs)
         text = self.text_embeddings(vocab.names)
-        _, mask_features, multi_scale = self.encode(images)
+        features, mask_features, multi_scale = self.encode(images)
         outputs = self.mask_decoder(multi_scale, mask_features, num_frames, text)
+        outputs = self._maybe_open_vocab(outputs, features, text, vocab)
         return self.inference(batched_inputs, images, num_frames, outputs, vocab)
 
     # ---- prompts -----------------------------------------------------------------------------
@@ -354,12 +407,17 @@ class OMGSeg(nn.Module):
             )
         return prompts
 
-    def prompt_memory(self, batched_inputs: List[dict]):
+    def prompt_memory(self, batched_inputs: List[dict], return_clip_features: bool = False):
         """Encode images once for prompting: ``(images, memory)``, the padded ``ImageList`` and
-        the decoder's ``DecoderMemory`` (backbone + pixel decoder + memory tokens)."""
+        the decoder's ``DecoderMemory`` (backbone + pixel decoder + memory tokens); with
+        ``return_clip_features`` also the backbone's res5 [N, C5, h, w] (what the
+        open-vocabulary fusion pools, :meth:`open_vocab_scores`) as a third element."""
         images, num_frames = self._frames(batched_inputs)
-        _, mask_features, multi_scale = self.encode(images)
-        return images, self.mask_decoder.prepare_memory(multi_scale, mask_features, num_frames)
+        features, mask_features, multi_scale = self.encode(images)
+        memory = self.mask_decoder.prepare_memory(multi_scale, mask_features, num_frames)
+        if return_clip_features:
+            return images, memory, features["res5"]
+        return images, memory
 
     def decode_prompt_sets(self, memory, prompts: Sequence, text: torch.Tensor) -> Dict:
         """Decode one prompt set per image of ``memory`` (eval: no jitter, no aux outputs)."""
@@ -379,9 +437,10 @@ class OMGSeg(nn.Module):
         vocab = self._eval_vocabulary(batched_inputs)
         text = self.text_embeddings(vocab.names)
         with torch.no_grad():
-            images, memory = self.prompt_memory(batched_inputs)
+            images, memory, res5 = self.prompt_memory(batched_inputs, return_clip_features=True)
             prompts = [self._checked_prompts(inp) for inp in batched_inputs]
             outputs = self.decode_prompt_sets(memory, prompts, text)
+            outputs = self._maybe_open_vocab(outputs, res5, text, vocab)
         padded_size = tuple(images.tensor.shape[-2:])
         results = []
         for i, (inp, p) in enumerate(zip(batched_inputs, prompts)):
@@ -435,7 +494,7 @@ class OMGSeg(nn.Module):
         text = self.text_embeddings(vocab.names)
         if inp.get("first_frame_prompts") is not None:
             with torch.no_grad():
-                return self._prompt_video_inference(inp, frames, text, name, output_size)
+                return self._prompt_video_inference(inp, frames, text, name, output_size, vocab)
         dataset = inp.get("dataset_name")
         evaluator_type = None
         if dataset:
@@ -456,7 +515,7 @@ class OMGSeg(nn.Module):
         with torch.no_grad():
             return infer_video(
                 bounds=split_video(num_frames, clip_length),
-                decode_clip=lambda s, e: self._decode_video_clip(frames, s, e, text, name),
+                decode_clip=lambda s, e: self._decode_video_clip(frames, s, e, text, name, vocab),
                 num_frames=num_frames,
                 tasks=tuple(tasks),
                 is_thing=vocab.is_thing,
@@ -472,7 +531,8 @@ class OMGSeg(nn.Module):
             )
 
     def _prompt_video_inference(self, inp: dict, frames, text: torch.Tensor, name: str,
-                                output_size: Tuple[int, int]) -> dict:
+                                output_size: Tuple[int, int],
+                                vocab: Optional[Vocabulary] = None) -> dict:
         """Prompt-driven VOS (``omgseg/modeling/video/prompt_tracking.py``): the prompts of frame
         0 (``inp["first_frame_prompts"]``, pixels of the resized frames), then each object's
         previous mask as its prompt, frame by frame."""
@@ -488,8 +548,11 @@ class OMGSeg(nn.Module):
 
         def decode(t: int, frame_prompts):
             frame = first if t == 0 else self._video_frame(frames, t, name)
-            images, memory = self.prompt_memory([{"image": frame}])
+            images, memory, res5 = self.prompt_memory([{"image": frame}],
+                                                      return_clip_features=True)
             out = self.decode_prompt_sets(memory, [frame_prompts], text)
+            if vocab is not None:
+                out = self._maybe_open_vocab(out, res5, text, vocab)
             return (out["pred_masks"][0, :, 0], out["pred_logits"][0],
                     tuple(images.tensor.shape[-2:]), tuple(images.image_sizes[0]))
 
@@ -512,10 +575,12 @@ class OMGSeg(nn.Module):
         return torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1)))
 
     def _decode_video_clip(self, frames, start: int, end: int, text: torch.Tensor,
-                           name: str) -> ClipPrediction:
+                           name: str, vocab: Optional[Vocabulary] = None) -> ClipPrediction:
         """Frames ``start..end-1`` through backbone, pixel decoder and the shared decoder
         (T = end - start); query features for association: the decoder's final output before
-        its LayerNorm (:func:`final_query_features`)."""
+        its LayerNorm (:func:`final_query_features`). With ``ov_enabled`` (and ``vocab``) the
+        class scores are fused with the CLIP scores of the clip's tubes here, before the
+        association and the score averaging over clips (as the official)."""
         clip = [self._video_frame(frames, t, name) for t in range(start, end)]
         for t, frame in zip(range(start, end), clip):
             if frame.shape != clip[0].shape:
@@ -523,10 +588,12 @@ class OMGSeg(nn.Module):
                                  f"frame {start}'s {tuple(clip[0].shape[1:])}; all frames of a "
                                  "video must have one size")
         images, num_frames = self._frames([{"video": torch.stack(clip)}])
-        _, mask_features, multi_scale = self.encode(images)
+        backbone_features, mask_features, multi_scale = self.encode(images)
         with final_query_features(self.mask_decoder) as captured:
             out = self.mask_decoder(multi_scale, mask_features, num_frames, text)
         features = captured.get("features", out["query_embeds"])
+        if vocab is not None:
+            out = self._maybe_open_vocab(out, backbone_features, text, vocab)
         return ClipPrediction(
             mask_cls=out["pred_logits"][0],
             objectness=out["pred_objectness"][0],

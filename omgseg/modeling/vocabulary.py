@@ -6,6 +6,7 @@ classifies every sample against the JOINT vocabulary of all training datasets
 (:func:`merge_vocabularies`, the rule of the official ``ConcatOVDataset``); evaluation uses the
 test dataset's own vocabulary.
 """
+import os
 from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
@@ -63,6 +64,87 @@ class Vocabulary:
             raise ValueError(
                 f"is_thing has {len(self.is_thing)} entries for {len(self.names)} class names"
             )
+
+    @classmethod
+    def parse(cls, text: str, is_thing: Optional[Sequence[bool]] = None,
+              source: str = "vocabulary") -> "Vocabulary":
+        """A vocabulary from a text.
+
+        Without ``;`` or line breaks the text is a comma-separated list of classes, one name
+        each (``"cat,dog,grass"``). With them, classes are separated by ``;`` or lines and the
+        commas inside a class separate its synonyms (``"person, child; car"``: 2 classes).
+        Blank lines, lines starting with ``#`` and blank entries at the ends are ignored.
+
+        Raises:
+            ValueError naming ``source`` for a text without classes or with an empty class
+            (e.g. ``"cat,,dog"``).
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"{source} must be a string, got {type(text).__name__}")
+        lines = [ln for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+        if len(lines) > 1 or any(";" in ln for ln in lines):
+            entries = [e for ln in lines for e in ln.split(";")]
+            what = "class (line or ';' entry)"
+        else:
+            entries = lines[0].split(",") if lines else []
+            what = "class name (comma-separated entry)"
+        entries = [e.strip() for e in entries]
+        while entries and not entries[-1]:  # a trailing separator / blank lines
+            entries.pop()
+        while entries and not entries[0]:
+            entries.pop(0)
+        if not entries:
+            raise ValueError(f"{source} holds no class names: {text!r}")
+        empty = [i for i, e in enumerate(entries) if not e.strip(" ,")]
+        if empty:
+            raise ValueError(f"{source} has an empty {what} at position(s) {empty}: {text!r}")
+        return cls(entries, is_thing)
+
+    @classmethod
+    def from_file(cls, path: str, is_thing: Optional[Sequence[bool]] = None) -> "Vocabulary":
+        """A vocabulary from a text file: one class per line, its synonyms comma-separated
+        (``person, child``); blank lines and ``#`` comments are skipped (:meth:`parse`)."""
+        path = os.path.expanduser(str(path))
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"Vocabulary file {path!r} does not exist")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        lines = [ln.strip() for ln in text.splitlines()]
+        lines = [ln for ln in lines if ln and not ln.startswith("#")]
+        if not lines:
+            raise ValueError(f"Vocabulary file {path!r} holds no class names")
+        return cls.parse("\n".join(lines), is_thing, source=f"vocabulary file {path!r}")
+
+    @classmethod
+    def coerce(cls, vocabulary: Any, is_thing: Optional[Sequence[bool]] = None,
+               source: str = "vocabulary") -> "Vocabulary":
+        """A :class:`Vocabulary` from what a user passes: a Vocabulary (returned as is; then
+        ``is_thing`` must be None), a list / tuple of class strings (synonyms comma-separated
+        inside one string), a text (:meth:`parse`: ``"cat,dog,grass"``) or the path of an
+        existing file or of a ``.txt`` file (:meth:`from_file`)."""
+        if isinstance(vocabulary, Vocabulary):
+            if is_thing is not None:
+                raise ValueError("is_thing is given with a Vocabulary, which has its own")
+            return vocabulary
+        if isinstance(vocabulary, os.PathLike):
+            return cls.from_file(os.fspath(vocabulary), is_thing)
+        if isinstance(vocabulary, str):
+            candidate = os.path.expanduser(vocabulary.strip())
+            if candidate and (candidate.endswith(".txt") or os.path.isfile(candidate)):
+                return cls.from_file(candidate, is_thing)
+            return cls.parse(vocabulary, is_thing, source=source)
+        if isinstance(vocabulary, (list, tuple)):
+            if not all(isinstance(n, str) for n in vocabulary):
+                raise TypeError(f"{source} must be a list of class-name strings (synonyms of one "
+                                f"class comma-separated inside one string), got {vocabulary!r}")
+            if not vocabulary:
+                raise ValueError(f"{source} is an empty list: give at least one class name")
+            empty = [i for i, n in enumerate(vocabulary) if not n.strip(" ,")]
+            if empty:
+                raise ValueError(f"{source} has empty names at positions {empty}")
+            return cls(list(vocabulary), is_thing)
+        raise TypeError(f"{source} must be a Vocabulary, a list of class names, a "
+                        f"comma-separated string or a file path, got {type(vocabulary).__name__}")
 
     @classmethod
     def from_metadata(cls, metadata) -> "Vocabulary":

@@ -109,8 +109,10 @@ def test_vocabulary_switch_and_bad_vocabularies(predictor):
         out = predictor(image)
         assert out["sem_seg"].shape[0] == 2
         assert {s["category_id"] for s in out["panoptic_seg"][1]} <= {0, 1}
+    predictor.set_vocabulary("cat, dog")  # a comma-separated text: two classes
+    assert predictor.model.default_vocabulary.names == ("cat", "dog")
     with pytest.raises(TypeError, match="list of class-name strings"):
-        predictor.set_vocabulary("cat, dog")
+        predictor.set_vocabulary(["cat", 3])
     with pytest.raises(ValueError, match="empty names at positions \\[1\\]"):
         predictor.set_vocabulary(["cat", " "])
     with pytest.raises(ValueError, match="is_thing has 1 entries for 2"):
