@@ -88,6 +88,24 @@ if ! importable "import omgseg, os, sys; sys.exit(0 if os.path.samefile(os.path.
   "$PY" -m pip install --quiet --no-deps --no-build-isolation -e .
 fi
 
+# 4. A system Chromium for the web demo's browser test (optional: the test skips without it).
+if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+  echo "[setup] chromium already installed"
+elif ! command -v apt-get >/dev/null 2>&1; then
+  echo "[setup] no apt-get: install Chromium yourself to run the browser test (it is skipped)"
+else
+  SUDO=""
+  [ "$(id -u)" != 0 ] && SUDO="sudo -n"
+  if [ -n "$SUDO" ] && ! sudo -n true >/dev/null 2>&1; then
+    echo "[setup] not root and no passwordless sudo: chromium not installed (browser test skipped)"
+  elif $SUDO apt-get install -y -q chromium >/dev/null 2>&1 \
+      || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q chromium >/dev/null 2>&1; }; then
+    echo "[setup] installed chromium"
+  else
+    echo "[setup] could not install chromium with apt-get (browser test skipped)"
+  fi
+fi
+
 (cd / && "$PY" -W ignore -c "import detectron2, torch, open_clip, omgseg; print('[setup] ok: torch', torch.__version__, '| detectron2', detectron2.__version__, '| open_clip', open_clip.__version__)")
 rm -f "$VENV"/.omgseg-env-*
 touch "$STAMP"
