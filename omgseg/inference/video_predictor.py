@@ -8,6 +8,7 @@
         labels = frame["sem_seg"]                     # int64 [H, W] label map
     out["video_instances"]                            # [{"score", "category_id", "segmentations"}]
     out = predictor(frames, first_frame_masks=masks)  # + "vos_masks": index maps (VOS)
+    out = predictor(frames, first_frame_prompts={"points": [[120, 80]]})  # prompt-driven VOS
 
 Frames given as arrays are in ``input_format`` order ("BGR" by default, like ``cv2``), are
 resized lazily with the test resize (``ResizeShortestEdge(INPUT.MIN_SIZE_TEST,
@@ -27,6 +28,7 @@ import torch
 import detectron2.data.transforms as T
 
 from .predictor import OMGSegPredictor, prepare_image
+from .prompt_inputs import build_prompts
 
 __all__ = ["VideoPredictor", "ResizedFrames"]
 
@@ -81,6 +83,7 @@ class VideoPredictor(OMGSegPredictor):
         *,
         video_id=None,
         first_frame_masks=None,
+        first_frame_prompts: Optional[Dict] = None,
         object_ids: Optional[Sequence[int]] = None,
         tasks: Optional[Sequence[str]] = None,
     ) -> Dict:
@@ -91,6 +94,11 @@ class VideoPredictor(OMGSegPredictor):
             video_id: a name for messages and the output's ``video_id``.
             first_frame_masks: bool [N, H, W] object masks of the first frame (original size)
                 to follow (VOS); ``object_ids``: their index-map values (default 1..N).
+            first_frame_prompts: prompt-driven VOS (SEEM): prompts on the first frame in
+                ORIGINAL frame coordinates, as keyword arguments of ``PromptPredictor.predict``
+                (``{"points": ..., "boxes": ..., "scribbles": ..., "polygons": ..., "masks":
+                ...}``); one object per prompt, followed frame by frame with its previous mask
+                as the prompt. Gives ``"vos_masks"`` only.
             tasks: subset of ("panoptic", "semantic", "instance", "vos"); default: the
                 ``MODEL.OMG.TEST.*_ON`` switches, plus "vos" with ``first_frame_masks``.
 
@@ -104,6 +112,19 @@ class VideoPredictor(OMGSegPredictor):
             "width": frames.original_size[1],
             "video_id": video_id if video_id is not None else getattr(frames, "video_id", None),
         }
+        if first_frame_masks is not None and first_frame_prompts is not None:
+            raise ValueError("give first_frame_masks or first_frame_prompts, not both")
+        if first_frame_prompts is not None:
+            if not isinstance(first_frame_prompts, dict):
+                raise TypeError("first_frame_prompts must be a dict of prompt keyword arguments "
+                                "(points, point_labels, boxes, scribbles, polygons, masks), got "
+                                f"{type(first_frame_prompts).__name__}")
+            prompts = build_prompts(frames.transform, frames.original_size, frames.size,
+                                    max_prompts=self.model.prompt_settings.max_prompts,
+                                    **first_frame_prompts)
+            inp["first_frame_prompts"] = prompts
+            inp["object_ids"] = (list(object_ids) if object_ids is not None
+                                 else list(range(1, len(prompts) + 1)))
         if first_frame_masks is not None:
             masks = torch.as_tensor(np.asarray(first_frame_masks)).bool()
             inp["first_frame_masks"] = masks

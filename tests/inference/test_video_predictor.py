@@ -100,3 +100,45 @@ def test_bad_videos_are_clear_errors(predictor):
         predictor([])
     with pytest.raises(ValueError, match="unknown video tasks"):
         predictor(_bgr_frames(1), tasks=("depth",))
+
+
+def test_first_frame_prompts_are_mapped_through_the_resize(cfg, predictor):
+    """Prompt-driven VOS through the predictor equals the model on the resized frames with the
+    prompts scaled by hand (48 x 80 -> 58 x 96: x * 96/80, y * 58/48)."""
+    frames = _bgr_frames(n=3)
+    out = predictor(frames, first_frame_prompts={"points": [[40.0, 24.0]],
+                                                 "boxes": [[10.0, 8.0, 30.0, 40.0]]})
+    assert len(out["vos_masks"]) == 3 and out["vos_masks"][0].shape == (48, 80)
+    from omgseg.data.prompts import Prompts
+
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    model.set_vocabulary(Vocabulary(NAMES, IS_THING))
+    resize = T.ResizeShortestEdge([64, 64], 96).get_transform(frames[0][:, :, ::-1])
+    rgb = [np.ascontiguousarray(resize.apply_image(f[:, :, ::-1].copy())) for f in frames]
+    sx, sy = 96 / 80, 58 / 48
+    boxes = torch.tensor([[40 * sx - 3, 24 * sy - 3, 40 * sx + 3, 24 * sy + 3],
+                          [10 * sx, 8 * sy, 30 * sx, 40 * sy]])
+    got = predictor._frames_of(frames, None)
+    from omgseg.inference.prompt_inputs import build_prompts
+
+    mapped = build_prompts(got.transform, got.original_size, got.size,
+                           points=[[40.0, 24.0]], boxes=[[10.0, 8.0, 30.0, 40.0]])
+    assert isinstance(mapped, Prompts) and mapped.kinds == ["point", "box"]
+    torch.testing.assert_close(mapped.boxes.float(), boxes.float(), atol=0.51, rtol=0)
+    with torch.no_grad():
+        (ref,) = model([{"video_frames": rgb, "height": 48, "width": 80,
+                         "first_frame_prompts": mapped, "object_ids": [1, 2]}])
+    for a, b in zip(out["vos_masks"], ref["vos_masks"]):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_first_frame_prompts_errors(predictor):
+    frames = _bgr_frames(n=2)
+    with pytest.raises(ValueError, match="not both"):
+        predictor(frames, first_frame_masks=np.ones((1, 48, 80), bool),
+                  first_frame_prompts={"points": [[1, 1]]})
+    with pytest.raises(TypeError, match="dict of prompt"):
+        predictor(frames, first_frame_prompts=[[1, 1]])
+    with pytest.raises(ValueError, match="outside"):
+        predictor(frames, first_frame_prompts={"points": [[500, 1]]})
