@@ -13,6 +13,9 @@ Differences from ``DetectionCheckpointer``:
 * Saving writes a temporary file in the same folder and renames it; ``last_checkpoint`` is
   rewritten (atomically too) only after the rename, so a process killed while saving leaves the
   previous checkpoint in place.
+* Saves hold the format version and the model's training vocabulary (``format.py``); loading
+  migrates an unversioned file (logged in one line), refuses a newer format and a Detectron2
+  Mask2Former checkpoint with a message saying what it is, and logs the training vocabulary.
 * ``resume_or_load(resume=True)`` falls back from an unreadable last checkpoint to the newest
   readable one in the folder (by iteration) and says so in the log.
 """
@@ -35,6 +38,16 @@ from .errors import (
     CheckpointMismatchError,
     CheckpointNotFoundError,
     UnreadableCheckpointError,
+)
+from .format import (
+    FORMAT_VERSION,
+    FORMAT_VERSION_KEY,
+    TRAINING_VOCABULARY_KEY,
+    checkpoint_format_version,
+    format_training_vocabulary,
+    migrate_state_dict,
+    refuse_mask2former,
+    training_vocabulary_of,
 )
 from .io import PARTIAL_SAVE_PATTERN, atomic_torch_save, read_checkpoint, state_dict_from
 from .official_omgseg import looks_like_official_head
@@ -132,11 +145,27 @@ class OMGSegCheckpointer(DetectionCheckpointer):
                 f"{path} asks for Detectron2's name-matching heuristics; OMG-Seg loads tensors "
                 "by exact name only."
             )
+        version = checkpoint_format_version(checkpoint, path)
+        checkpoint.pop(FORMAT_VERSION_KEY, None)
+        vocabulary = checkpoint.pop(TRAINING_VOCABULARY_KEY, None)
         state_dict = dict(checkpoint.pop("model"))
         if state_dict and all(k.startswith("module.") for k in state_dict):
             state_dict = {k[len("module."):]: v for k, v in state_dict.items()}
+        refuse_mask2former(path, state_dict)
+        model_state = self.model.state_dict()
+        migrations = migrate_state_dict(state_dict, model_state, version)
+        if migrations:
+            logger.warning(
+                f"{path} has no format version (written before version {FORMAT_VERSION}); "
+                f"migrated: {'; '.join(migrations)}."
+            )
+        if isinstance(vocabulary, dict) and vocabulary.get("names"):
+            logger.info(
+                f"{path} was trained on {format_training_vocabulary(vocabulary)} "
+                "(omgseg.checkpoint.checkpoint_training_vocabulary reads it)"
+            )
 
-        diff = compare_state_dicts(state_dict, self.model.state_dict())
+        diff = compare_state_dicts(state_dict, model_state)
         head_only = not any(k.startswith("backbone.") for k in state_dict)
         if head_only and self.backbone_weights and diff.matched:
             diff.missing = [k for k in diff.missing if not k.startswith("backbone.")]
@@ -194,7 +223,10 @@ class OMGSegCheckpointer(DetectionCheckpointer):
         """``Checkpointer.save`` written to a temporary file and renamed into place."""
         if not self.save_dir or not self.save_to_disk:
             return
-        data = {"model": self.model.state_dict()}
+        data = {"model": self.model.state_dict(), FORMAT_VERSION_KEY: FORMAT_VERSION}
+        vocabulary = training_vocabulary_of(self.model)
+        if vocabulary is not None:
+            data[TRAINING_VOCABULARY_KEY] = vocabulary
         for key, obj in self.checkpointables.items():
             data[key] = obj.state_dict()
         data.update(kwargs)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from .compare import StateDictDiff, compare_state_dicts
 from .errors import NotAnOMGSegHeadError
+from .format import FORMAT_VERSION, FORMAT_VERSION_KEY
 from .head import HeadWidths, build_head
 from .io import atomic_torch_save, read_checkpoint, state_dict_from
 from .official_omgseg import (
@@ -128,6 +129,7 @@ def convert_official_checkpoint(src: str, dst: str, *, force: bool = False) -> C
         "model": converted,
         "__author__": AUTHOR,
         "matching_heuristics": False,
+        FORMAT_VERSION_KEY: FORMAT_VERSION,
         "omgseg": {
             "head_only": True,
             "source": os.path.basename(src),

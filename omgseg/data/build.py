@@ -7,17 +7,30 @@ panoptic (``segments_info``), instance, semantic and video records together, so
 filter (``filter_images_with_only_crowd_annotations``) and repeat-factor code
 (``RepeatFactorTrainingSampler.repeat_factors_from_category_frequency``) to a *view* of every
 record's ground truth (:func:`ground_truth_view`).
+
+Resumable training streams: :class:`ResumableSampler` numbers the samples of the (per-rank,
+infinite) sampler stream and can start the stream at a position (``--resume`` skips what the
+killed run consumed); :class:`SeededMapDataset` maps the sample at position ``p`` with
+``random`` / ``numpy`` / ``torch`` seeded from ``(SEED, rank, p)``, so its augmentation does not
+depend on which worker maps it or on what ran before. Together they give a resumed run the same
+batches as an uninterrupted one (see :func:`build_resumable_train_loader` for the conditions).
 """
+import contextlib
 import itertools
 import logging
 import os
-from typing import Callable, Dict, List, Optional, Sequence
+import random
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
+import numpy as np
 import torch
 
 from detectron2.data import DatasetCatalog, MetadataCatalog, get_detection_dataset_dicts
+from detectron2.data import build_detection_train_loader
 from detectron2.data.build import filter_images_with_only_crowd_annotations
-from detectron2.data.samplers import RepeatFactorTrainingSampler
+from detectron2.data.common import DatasetFromList
+from detectron2.data.samplers import RepeatFactorTrainingSampler, TrainingSampler
+from detectron2.utils import comm
 
 from .dataset_mappers import (
     MultiTaskDatasetMapper,
@@ -41,6 +54,10 @@ __all__ = [
     "get_omg_dataset_dicts",
     "repeat_factors_from_category_frequency",
     "build_train_sampler",
+    "ResumableSampler",
+    "SeededMapDataset",
+    "seeded_rng",
+    "build_resumable_train_loader",
 ]
 
 logger = logging.getLogger(__name__)
@@ -205,9 +222,12 @@ def _dataset_repeat_factors(cfg, dataset_dicts: List[dict]) -> torch.Tensor:
 
 def build_train_sampler(cfg, dataset_dicts: List[dict]) -> Optional[torch.utils.data.Sampler]:
     """The ``DATALOADER.SAMPLER_TRAIN`` sampler when Detectron2 cannot build it from the config
-    for OMG-Seg records; None when it can (``TrainingSampler``, ``RandomSubsetTrainingSampler``
-    only need the number of records)."""
+    for OMG-Seg records, or when it would not seed it (``TrainingSampler``: Detectron2 draws a
+    random seed instead of ``SEED``); None when Detectron2 builds it
+    (``RandomSubsetTrainingSampler`` only needs the number of records)."""
     name = cfg.DATALOADER.SAMPLER_TRAIN
+    if name == "TrainingSampler":
+        return TrainingSampler(len(dataset_dicts), seed=cfg.SEED if cfg.SEED >= 0 else None)
     if name == "RepeatFactorTrainingSampler":
         factors = repeat_factors_from_category_frequency(
             dataset_dicts, cfg.DATALOADER.REPEAT_THRESHOLD, sqrt=cfg.DATALOADER.REPEAT_SQRT
@@ -224,3 +244,114 @@ def build_train_sampler(cfg, dataset_dicts: List[dict]) -> Optional[torch.utils.
                     f"{list(cfg.DATASETS.TRAIN_REPEAT_FACTOR)}")
         return RepeatFactorTrainingSampler(factors, seed=cfg.SEED)
     return None
+
+
+# ----------------------------------------------------------------------------- resumable stream
+class ResumableSampler(torch.utils.data.Sampler):
+    """An infinite training sampler whose stream can start at a position.
+
+    Yields ``position * num_records + index`` for the ``index`` at each ``position`` of the
+    wrapped sampler's stream (positions count from 0 for this rank), starting at the position
+    given to :meth:`start_at` (default 0): :class:`SeededMapDataset` splits it back. Set the start
+    before the data loader's iterator is created (the trainer does so in ``resume_or_load``).
+    """
+
+    def __init__(self, sampler: torch.utils.data.Sampler, num_records: int):
+        self.sampler = sampler
+        self.num_records = int(num_records)
+        self.start = 0
+
+    def start_at(self, position: int) -> None:
+        """Skip the first ``position`` samples of the stream (those a resumed run consumed)."""
+        if position < 0:
+            raise ValueError(f"stream position must be >= 0, got {position}")
+        self.start = int(position)
+
+    def __iter__(self) -> Iterator[int]:
+        stream = itertools.islice(iter(self.sampler), self.start, None)
+        for position, index in enumerate(stream, self.start):
+            yield position * self.num_records + int(index)
+
+
+def _derived_seed(*keys: int) -> int:
+    return int(np.random.SeedSequence([int(k) & 0xFFFFFFFF for k in keys]).generate_state(1)[0])
+
+
+@contextlib.contextmanager
+def seeded_rng(seed: int):
+    """Seed ``random``, ``numpy`` and torch's CPU generator with ``seed`` inside the block, and
+    give the caller back the states they had before."""
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+
+
+class SeededMapDataset(torch.utils.data.Dataset):
+    """Records and a mapper; item ``position * len(self) + index`` is ``mapper(record[index])``
+    under :func:`seeded_rng` of ``(seed, rank, position)``.
+
+    A mapper answer of None (a sample it cannot use) is retried on another record drawn from
+    the same seed, as Detectron2's ``MapDataset`` retries on a random one.
+    """
+
+    def __init__(self, records: List[dict], mapper: Callable, seed: int, rank: int = 0):
+        self.records = DatasetFromList(records, copy=False)  # serialized: cheap in workers
+        self.mapper = mapper
+        self.seed = int(seed)
+        self.rank = int(rank)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, key: int):
+        position, index = divmod(int(key), len(self.records))
+        for attempt in range(100):
+            with seeded_rng(_derived_seed(self.seed, self.rank, position, attempt)):
+                data = self.mapper(self.records[index])
+                if data is not None:
+                    return data
+                index = random.randrange(len(self.records))  # still seeded: reproducible
+            if attempt == 3:
+                logger.warning(f"The mapper returned None for 4 records in a row at stream "
+                               f"position {position}; trying others")
+        raise RuntimeError(f"The mapper returned None for 100 records at stream position "
+                           f"{position}: check the training records and the mapper")
+
+
+def build_resumable_train_loader(cfg, dataset_dicts: List[dict], mapper: Callable):
+    """Detectron2's batched training loader over a :class:`ResumableSampler` stream of
+    :class:`SeededMapDataset` samples; returns ``(loader, sampler)``.
+
+    ``sampler.start_at(start_iter * IMS_PER_BATCH // world size)`` makes a resumed run read the
+    same batches as an uninterrupted one when ``SEED`` >= 0 (else every run draws its own seed)
+    and the batches are consecutive stream slices, i.e. ``DATALOADER.ASPECT_RATIO_GROUPING``
+    False (or every record of one orientation): Detectron2 shards the stream to workers in
+    batch-size chunks, so the number of workers does not matter. With aspect-ratio grouping,
+    samples waiting in a bucket at the kill are skipped on resume.
+    """
+    seed = cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed()
+    sampler = build_train_sampler(cfg, dataset_dicts)
+    if sampler is None:  # RandomSubsetTrainingSampler
+        from detectron2.data.build import _train_loader_from_config
+
+        sampler = _train_loader_from_config(cfg, mapper, dataset=dataset_dicts)["sampler"]
+    resumable = ResumableSampler(sampler, len(dataset_dicts))
+    loader = build_detection_train_loader(
+        SeededMapDataset(dataset_dicts, mapper, seed, rank=comm.get_rank()),
+        mapper=None,
+        sampler=resumable,
+        total_batch_size=cfg.SOLVER.IMS_PER_BATCH,
+        aspect_ratio_grouping=cfg.DATALOADER.ASPECT_RATIO_GROUPING,
+        num_workers=cfg.DATALOADER.NUM_WORKERS,
+        # The loader's own generator draws the workers' base seed: creating its iterator (at
+        # the first iteration of a run, resumed or not) must not move torch's global generator.
+        seed=seed,
+    )
+    return loader, resumable

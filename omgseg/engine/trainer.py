@@ -6,6 +6,11 @@ weighted per dataset before Detectron2's loader builders get them, mappers and e
 from tables, AdamW with OMG-Seg's parameter groups and full-model gradient clipping, DDP also
 works on CPU (gloo), the config is checked before anything is built (``preflight``) and
 checkpoints go through the strict, crash-safe ``OMGSegCheckpointer``.
+
+Resuming is deterministic: checkpoints hold the random generators' states (``rng.RNGStates``),
+and on ``--resume`` the training stream starts where the killed run stopped
+(``omgseg.data.build.build_resumable_train_loader`` says under which conditions the batches are
+then exactly those of an uninterrupted run).
 """
 import logging
 import weakref
@@ -14,7 +19,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from detectron2.config import CfgNode, get_cfg
-from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.data import build_detection_test_loader
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, default_setup
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
@@ -22,15 +27,16 @@ from detectron2.utils.logger import setup_logger
 from ..checkpoint import OMGSegCheckpointer
 from ..config import add_omgseg_config
 from ..data.build import (
+    build_resumable_train_loader,
     build_test_mapper,
     build_train_mapper,
-    build_train_sampler,
     check_dataset_files,
     get_omg_dataset_dicts,
 )
 from ..evaluation.build import build_evaluator
 from ..solver.build import build_lr_scheduler, build_optimizer
 from .preflight import check_config
+from .rng import RNGStates
 
 __all__ = ["Trainer", "setup_cfg"]
 
@@ -83,26 +89,44 @@ class Trainer(DefaultTrainer):
             model, data_loader, optimizer
         )
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = OMGSegCheckpointer(cfg, model, trainer=weakref.proxy(self))
+        self.checkpointer = OMGSegCheckpointer(
+            cfg, model, trainer=weakref.proxy(self), rng=RNGStates()
+        )
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
 
+    def resume_or_load(self, resume: bool = True):
+        """``DefaultTrainer.resume_or_load``, then the training stream starts after the samples
+        the resumed iterations consumed (``start_iter`` x the per-process batch)."""
+        super().resume_or_load(resume=resume)
+        sampler = getattr(self._trainer.data_loader, "resumable_sampler", None)
+        if sampler is None:
+            return
+        per_process = self.cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size()
+        sampler.start_at(self.start_iter * per_process)
+        if self.start_iter:
+            log = logging.getLogger(__name__)
+            log.info(f"Resuming at iteration {self.start_iter}: the training stream skips the "
+                     f"{self.start_iter * per_process} samples per process already used")
+            if self.cfg.SEED < 0:
+                log.warning("SEED < 0: the resumed run draws a new data order and new "
+                            "augmentations; set SEED to resume deterministically")
+
     @classmethod
     def build_train_loader(cls, cfg):
-        """Detectron2's ``build_detection_train_loader(cfg, ...)``. The records (every task,
-        name-stamped, ``DATALOADER.FILTER_EMPTY_ANNOTATIONS`` applied per dataset) and, for the
-        repeat-factor samplers, the sampler are given to it; other samplers it builds itself."""
+        """Detectron2's batched training loader over the records (every task, name-stamped,
+        ``DATALOADER.FILTER_EMPTY_ANNOTATIONS`` applied per dataset), sampled by the
+        ``DATALOADER.SAMPLER_TRAIN`` sampler seeded with ``SEED`` and mapped under a seed per
+        stream position; the loader's ``resumable_sampler`` lets ``resume_or_load`` start the
+        stream where a killed run stopped."""
         dataset = get_omg_dataset_dicts(
             cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS
         )
-        return build_detection_train_loader(
-            cfg,
-            mapper=build_train_mapper(cfg),
-            dataset=dataset,
-            sampler=build_train_sampler(cfg, dataset),
-        )
+        loader, sampler = build_resumable_train_loader(cfg, dataset, build_train_mapper(cfg))
+        loader.resumable_sampler = sampler
+        return loader
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):

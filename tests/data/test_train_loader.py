@@ -26,7 +26,12 @@ from detectron2.data.samplers import (
 )
 
 from omgseg.config import add_omgseg_config
-from omgseg.data.build import build_train_mapper, build_train_sampler, ground_truth_view
+from omgseg.data.build import (
+    ResumableSampler,
+    build_train_mapper,
+    build_train_sampler,
+    ground_truth_view,
+)
 from omgseg.data.datasets.coco_panoptic import load_panoptic_json
 from omgseg.data.datasets.utils import panoptic_metadata, register_dataset
 from omgseg.engine.trainer import Trainer
@@ -123,6 +128,8 @@ def find_sampler(loader):
     obj = loader
     while obj is not None:
         sampler = getattr(obj, "sampler", None)
+        if isinstance(sampler, ResumableSampler):  # the trainer's numbered, resumable stream
+            sampler = sampler.sampler
         if isinstance(sampler, (TrainingSampler, RepeatFactorTrainingSampler)):
             return sampler
         obj = getattr(obj, "dataset", None)
@@ -196,7 +203,9 @@ def test_repeat_factors_for_panoptic_records_per_dataset():
     assert isinstance(sampler, RepeatFactorTrainingSampler)
     factors = sampler._int_part + sampler._frac_part
     assert torch.allclose(factors, torch.tensor([1, 1, 1, math.sqrt(2), 1, 1.0]))
-    assert build_train_sampler(make_cfg(["a"]), records) is None  # TrainingSampler: Detectron2
+    # TrainingSampler: seeded with SEED (Detectron2 would draw a random seed)
+    plain = build_train_sampler(make_cfg(["a"]), records)
+    assert isinstance(plain, TrainingSampler) and plain._seed == make_cfg(["a"]).SEED
 
 
 def test_video_records_are_viewed_per_video():

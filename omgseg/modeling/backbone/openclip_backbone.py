@@ -230,7 +230,11 @@ class OpenCLIPBackbone(Backbone):
         """tokens [n, context] (from ``tokenizer``) -> text features [n, D] (not normalised), on
         the context trimmed to the longest prompt where that gives the same features."""
         self._move_text_tower(tokens.device)
+        # clip_model.visual is self.visual: keep its mode (a trained backbone stays in train
+        # mode when the text embeddings are computed in the middle of training).
+        visual_training = self.visual.training
         self.clip_model.eval()
+        self.visual.train(visual_training)
         with torch.no_grad():
             return encode_text(self.clip_model, tokens).float()
 
