@@ -20,11 +20,11 @@ with warnings.catch_warnings():
         "ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning
     )
     import omgseg  # noqa: F401  (registers config, datasets, model)
-    from detectron2.engine import default_argument_parser, launch
+    from detectron2.engine import default_argument_parser
     from detectron2.utils import comm
 
     from omgseg.checkpoint import CheckpointError, OMGSegCheckpointer
-    from omgseg.engine import ConfigError, Trainer, setup_cfg
+    from omgseg.engine import ConfigError, Trainer, launch, setup_cfg
     from omgseg.evaluation.build import format_results_table
 
 
@@ -48,6 +48,8 @@ if __name__ == "__main__":
     try:
         # Refuse a config that cannot work before any worker starts or anything is written.
         setup_cfg(args, setup_env=False)
+        # Detectron2's launch; workers of a multi-process run end without the interpreter
+        # teardown that can abort them after the work is done (omgseg/engine/launch.py).
         launch(
             main,
             args.num_gpus,

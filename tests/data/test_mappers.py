@@ -341,8 +341,10 @@ def test_frame_transform_helpers_for_video_reuse():
     frames = [np.stack([xx * 6, yy * 8, np.full_like(xx, 50 * t)], 2).astype(np.uint8)
               for t in range(3)]  # smooth, so that bilinear and nearest resizing agree
     # int64 label map with large values (no uint8 fast path); entity 7 leaves after frame 0.
+    # Entity 7 sits where every crop keeps it (rows 10..29, columns 40..49 after the flip and
+    # the doubling), whatever offset the random crop draws.
     maps = [np.full((30, 40), 1000, dtype=np.int64) for _ in range(3)]
-    maps[0][:10, :10] = 300
+    maps[0][5:15, 15:20] = 300
     maps[1][5:, 20:] = 301
     maps[2][5:, 20:] = 301
     targets = [FrameTargets([7, 8], [1, 2], label_map=m, values=[300, 301]) for m in maps]

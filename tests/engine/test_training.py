@@ -3,7 +3,7 @@ continues, DDP (gloo)."""
 import os
 
 import torch
-from detectron2.engine import launch
+from omgseg.engine import launch
 from detectron2.utils.env import seed_all_rng
 
 from conftest import make_tiny_cfg

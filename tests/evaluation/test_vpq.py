@@ -407,11 +407,15 @@ def _ddp_evaluate(out_dir):
             json.dump(res, f)
     else:
         assert res == {}
+    # Leave together and close the process group: a rank that exits while gloo's threads still
+    # serve the group can abort ("terminate called without an active exception").
+    comm.synchronize()
+    torch.distributed.destroy_process_group()
 
 
 def test_two_process_evaluation_equals_one_process(synthetic_root, tmp_path):
     from detectron2.data import DatasetCatalog
-    from detectron2.engine import launch
+    from omgseg.engine import launch
 
     launch(_ddp_evaluate, 2, num_machines=1, machine_rank=0, dist_url="auto",
            args=(str(tmp_path),))
