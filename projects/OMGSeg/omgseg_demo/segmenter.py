@@ -90,6 +90,13 @@ def _rle_to_mask(rle) -> np.ndarray:
     return mask_util.decode(rle).astype(bool)
 
 
+
+def _prompt_kwargs(points, boxes, regions) -> dict:
+    """Prompt keyword arguments of the predictors, None for the kinds not given (None or
+    empty): points [N, 2], boxes [M, 4], regions bool [S, H, W] (strokes or masks)."""
+    given = {"points": points, "boxes": boxes, "masks": regions}
+    return {k: (None if v is None or len(v) == 0 else v) for k, v in given.items()}
+
 class Segmenter:
     """The demos' model (see the module docstring).
 
@@ -176,11 +183,7 @@ class Segmenter:
         masks), drawn with the prompts; returns ``(picture, labels)``."""
         self._require_vocabulary()
         self.set_image(rgb)
-        result = self.prompt_predictor.predict(
-            points=None if points is None or len(points) == 0 else points,
-            boxes=None if boxes is None or len(boxes) == 0 else boxes,
-            masks=None if regions is None or len(regions) == 0 else regions,
-        )
+        result = self.prompt_predictor.predict(**_prompt_kwargs(points, boxes, regions))
         labels = [display_name(n) for n in result.labels]
         picture = draw_prompt_answers(rgb, result.masks, labels)
         return draw_prompts(picture, points, boxes, regions), labels
@@ -190,11 +193,7 @@ class Segmenter:
         """Regions of ``rgb`` of the kind marked on ``reference_rgb`` (SEEM-style referring)."""
         self._require_vocabulary()
         self.set_image(reference_rgb)
-        reference = self.prompt_predictor.encode_region(
-            points=None if points is None or len(points) == 0 else points,
-            boxes=None if boxes is None or len(boxes) == 0 else boxes,
-            masks=None if regions is None or len(regions) == 0 else regions,
-        )
+        reference = self.prompt_predictor.encode_region(**_prompt_kwargs(points, boxes, regions))
         self.set_image(rgb)
         found = self.prompt_predictor.find_similar(reference)
         labels = [f"{display_name(n)} ({s:.2f})" for n, s in zip(found.labels, found.similarity)]
@@ -230,10 +229,8 @@ class Segmenter:
             elif has_prompts:
                 prompts = build_prompts(
                     frames.transform, frames.original_size, frames.size,
-                    points=None if points is None or len(points) == 0 else points,
-                    boxes=None if boxes is None or len(boxes) == 0 else boxes,
-                    masks=None if regions is None or len(regions) == 0 else regions,
                     max_prompts=self.model.prompt_settings.max_prompts,
+                    **_prompt_kwargs(points, boxes, regions),
                 )
                 inp["first_frame_prompts"] = prompts
                 inp["object_ids"] = list(range(1, len(prompts) + 1))
