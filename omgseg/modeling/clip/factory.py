@@ -184,9 +184,13 @@ def build_clip_model(model_name: str, pretrained: str = "") -> Tuple[nn.Module, 
         if local_file is None:
             # "Random" weights are drawn from a fixed seed: the text tower is not saved in
             # checkpoints, so a rebuilt model must get the same class embeddings back.
-            with torch.random.fork_rng(devices=[]):
+            # OpenCLIP warns "No pretrained weights loaded" at root level; here that is the
+            # request (a tiny model, or weights that MODEL.WEIGHTS loads next): say it at info.
+            with torch.random.fork_rng(devices=[]), _drop_log_records("No pretrained weights"):
                 torch.manual_seed(RANDOM_INIT_SEED)
                 model = open_clip.create_model(model_name, pretrained=None)
+            logger.info("CLIP %s: random initialisation (MODEL.OMG.CLIP.PRETRAINED is empty)",
+                        model_name)
         else:
             with _drop_log_records("No pretrained weights loaded"):  # we load them right after
                 model = open_clip.create_model(model_name, pretrained=None)
