@@ -23,7 +23,7 @@ import json
 import logging
 import os
 from collections import OrderedDict
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from panopticapi.evaluation import PQStat
@@ -43,7 +43,7 @@ from .frames import (
 from .stq import STQVideo, confusion_size, stq_summary, thing_ids_of
 from .vpq import VPQ_WINDOWS, panoptic_frame_stats, summarize_vpq, video_vpq_stats, vpq_per_class
 
-__all__ = ["VideoPanopticEvaluator", "merge_per_video"]
+__all__ = ["VideoPanopticEvaluator", "merge_per_video", "gather_video_stats", "evaluated_videos"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,33 @@ def merge_per_video(gathered: Sequence[Dict]) -> Dict:
                 raise ValueError(f"video {vid!r} was evaluated more than once")
             merged[vid] = stats
     return merged
+
+
+def gather_video_stats(videos: Dict, confusion: np.ndarray, distributed: bool
+                       ) -> Optional[Tuple[Dict, np.ndarray]]:
+    """Per-video stats and the summed confusion matrix of all workers, on the main process
+    (None on the others); unchanged when not ``distributed``."""
+    if not distributed:
+        return videos, confusion
+    comm.synchronize()
+    gathered = comm.gather(videos, dst=0)
+    confusions = comm.gather(confusion, dst=0)
+    if not comm.is_main_process():
+        return None
+    return merge_per_video(gathered), np.sum(confusions, axis=0)
+
+
+def evaluated_videos(records: Dict, videos: Dict, evaluator: str, dataset_name: str,
+                     note: str = "") -> List:
+    """The ids of ``records`` that have stats in ``videos``, in dataset order; warns when none
+    or only some were processed (``note`` ends that warning)."""
+    order = [vid for vid in records if vid in videos]
+    if not order:
+        logger.warning("%s: no video of '%s' was processed", evaluator, dataset_name)
+    elif len(order) < len(records):
+        logger.warning("%s: %d of the %d videos of '%s' have no prediction; they are left out%s",
+                       evaluator, len(records) - len(order), len(records), dataset_name, note)
+    return order
 
 
 class VideoPanopticEvaluator(DatasetEvaluator):
@@ -122,25 +149,14 @@ class VideoPanopticEvaluator(DatasetEvaluator):
             self._confusion += stq.confusion
 
     def evaluate(self):
-        videos, confusion = self._videos, self._confusion
-        if self._distributed:
-            comm.synchronize()
-            gathered = comm.gather(videos, dst=0)
-            confusions = comm.gather(confusion, dst=0)
-            if not comm.is_main_process():
-                return {}
-            videos = merge_per_video(gathered)
-            confusion = np.sum(confusions, axis=0)
-        order = [vid for vid in self._records if vid in videos]
-        missing = len(self._records) - len(order)
-        if not order:
-            logger.warning("VideoPanopticEvaluator: no video of '%s' was processed",
-                           self._dataset_name)
+        gathered = gather_video_stats(self._videos, self._confusion, self._distributed)
+        if gathered is None:
             return {}
-        if missing:
-            logger.warning("VideoPanopticEvaluator: %d of the %d videos of '%s' have no "
-                           "prediction; they are left out (the official script raises)",
-                           missing, len(self._records), self._dataset_name)
+        videos, confusion = gathered
+        order = evaluated_videos(self._records, videos, "VideoPanopticEvaluator",
+                                 self._dataset_name, " (the official script raises)")
+        if not order:
+            return {}
         total = {n: PQStat() for n in self._windows}
         for vid in order:
             for n in self._windows:

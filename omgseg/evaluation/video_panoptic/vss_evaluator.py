@@ -23,7 +23,6 @@ import numpy as np
 
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
-from detectron2.utils import comm
 
 from ...utils.file_io import atomic_output
 from .frames import (
@@ -33,7 +32,7 @@ from .frames import (
     video_id_of,
     video_records,
 )
-from .vps_evaluator import merge_per_video
+from .vps_evaluator import evaluated_videos, gather_video_stats
 from .vss import VC_WINDOWS, VideoConsistency, semseg_confusion, semseg_metrics, vc_summary
 
 __all__ = ["VideoSemSegEvaluator"]
@@ -97,24 +96,14 @@ class VideoSemSegEvaluator(DatasetEvaluator):
             self._videos[vid] = {tracker.n: tracker.scores for tracker in trackers}
 
     def evaluate(self):
-        videos, confusion = self._videos, self._confusion
-        if self._distributed:
-            comm.synchronize()
-            gathered = comm.gather(videos, dst=0)
-            confusions = comm.gather(confusion, dst=0)
-            if not comm.is_main_process():
-                return {}
-            videos = merge_per_video(gathered)
-            confusion = np.sum(confusions, axis=0)
-        order = [vid for vid in self._records if vid in videos]
-        if not order:
-            logger.warning("VideoSemSegEvaluator: no video of '%s' was processed",
-                           self._dataset_name)
+        gathered = gather_video_stats(self._videos, self._confusion, self._distributed)
+        if gathered is None:
             return {}
-        if len(order) < len(self._records):
-            logger.warning("VideoSemSegEvaluator: %d of the %d videos of '%s' have no "
-                           "prediction; they are left out", len(self._records) - len(order),
-                           len(self._records), self._dataset_name)
+        videos, confusion = gathered
+        order = evaluated_videos(self._records, videos, "VideoSemSegEvaluator",
+                                 self._dataset_name)
+        if not order:
+            return {}
         res = semseg_metrics(confusion, self._class_names, self._ignore_label)
         for n in self._vc_windows:
             scores: List[float] = []
