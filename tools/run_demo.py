@@ -346,77 +346,76 @@ def _strip_frames(length: int, count: int = 6):
     return sorted(set(np.linspace(0, length - 1, min(count, length)).round().astype(int)))
 
 
-def visualize_videos(cfg, model, dataset_name, out_dir, num):
-    """Per val video a frame strip of tracked ids: rows input / ground truth / prediction,
-    columns evenly spaced frames; a track keeps its colour (and #id) through the video."""
+def _save_video_strips(cfg, model, dataset_name, out_dir, num, task, suffix, draw):
+    """Per val video of ``dataset_name`` (the first ``num``): the model's ``task`` output and a
+    frame strip, rows input / ground truth / prediction, columns evenly spaced frames, saved as
+    ``<video_id>_<suffix>.png``. ``draw(record, out, t, image)`` gives frame ``t``'s (ground
+    truth, prediction) pictures."""
     import cv2
-    import numpy as np
     import torch
-    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data import DatasetCatalog
     from detectron2.data.detection_utils import read_image
-    from panopticapi.utils import rgb2id
-    from PIL import Image
 
     from omgseg.data.build import build_test_mapper
-    from omgseg.utils.visualization import draw_panoptic_tracks, frame_strip
+    from omgseg.utils.visualization import frame_strip
 
     os.makedirs(out_dir, exist_ok=True)
-    meta = MetadataCatalog.get(dataset_name)
     mapper = build_test_mapper(cfg, dataset_name)
     model.eval()
     paths = []
     for record in DatasetCatalog.get(dataset_name)[:num]:
         inp = mapper(dict(record))
         with torch.no_grad():
-            out = model.video_inference(inp, tasks=("panoptic",))
+            out = model.video_inference(inp, tasks=(task,))
         rows = [[], [], []]
         for t in _strip_frames(int(record["length"])):
             image = read_image(record["file_names"][t], format="RGB")
-            gt_ids = rgb2id(np.asarray(Image.open(record["pan_seg_file_names"][t]), np.uint32))
-            ids, segments = out["frames"][t]["panoptic_seg"]
-            ids = ids.numpy() if hasattr(ids, "numpy") else np.asarray(ids)
+            gt_picture, pred_picture = draw(record, out, t, image)
             rows[0].append(image)
-            rows[1].append(draw_panoptic_tracks(image, gt_ids, record["segments_infos"][t], meta))
-            rows[2].append(draw_panoptic_tracks(image, ids, segments, meta))
-        path = os.path.join(out_dir, f"{record['video_id']}_vps.png")
+            rows[1].append(gt_picture)
+            rows[2].append(pred_picture)
+        path = os.path.join(out_dir, f"{record['video_id']}_{suffix}.png")
         cv2.imwrite(path, frame_strip(rows)[:, :, ::-1])
         paths.append(path)
     return paths
+
+
+def visualize_videos(cfg, model, dataset_name, out_dir, num):
+    """Per val video a frame strip of tracked ids: rows input / ground truth / prediction,
+    columns evenly spaced frames; a track keeps its colour (and #id) through the video."""
+    import numpy as np
+    from detectron2.data import MetadataCatalog
+    from panopticapi.utils import rgb2id
+    from PIL import Image
+
+    from omgseg.utils.visualization import draw_panoptic_tracks
+
+    meta = MetadataCatalog.get(dataset_name)
+
+    def draw(record, out, t, image):
+        gt_ids = rgb2id(np.asarray(Image.open(record["pan_seg_file_names"][t]), np.uint32))
+        ids, segments = out["frames"][t]["panoptic_seg"]
+        ids = ids.numpy() if hasattr(ids, "numpy") else np.asarray(ids)
+        return (draw_panoptic_tracks(image, gt_ids, record["segments_infos"][t], meta),
+                draw_panoptic_tracks(image, ids, segments, meta))
+
+    return _save_video_strips(cfg, model, dataset_name, out_dir, num, "panoptic", "vps", draw)
 
 
 def visualize_vos(cfg, model, dataset_name, out_dir, num, suffix="vos"):
     """Per val video (DAVIS layout): input / ground truth / tracked objects from frame 0's masks
     (or, for a prompt-driven VOS set, from one click / stroke per object on frame 0)."""
-    import cv2
     import numpy as np
-    import torch
-    from detectron2.data import DatasetCatalog
-    from detectron2.data.detection_utils import read_image
     from PIL import Image
 
-    from omgseg.data.build import build_test_mapper
-    from omgseg.utils.visualization import draw_index_map, frame_strip
+    from omgseg.utils.visualization import draw_index_map
 
-    os.makedirs(out_dir, exist_ok=True)
-    mapper = build_test_mapper(cfg, dataset_name)
-    model.eval()
-    paths = []
-    for record in DatasetCatalog.get(dataset_name)[:num]:
-        inp = mapper(dict(record))
-        with torch.no_grad():
-            out = model.video_inference(inp, tasks=("vos",))
-        rows = [[], [], []]
-        for t in _strip_frames(int(record["length"])):
-            image = read_image(record["file_names"][t], format="RGB")
-            gt_file = record["mask_file_names"][t]
-            gt = np.asarray(Image.open(gt_file)) if gt_file else np.zeros(image.shape[:2], np.uint8)
-            rows[0].append(image)
-            rows[1].append(draw_index_map(image, gt))
-            rows[2].append(draw_index_map(image, np.asarray(out["vos_masks"][t])))
-        path = os.path.join(out_dir, f"{record['video_id']}_{suffix}.png")
-        cv2.imwrite(path, frame_strip(rows)[:, :, ::-1])
-        paths.append(path)
-    return paths
+    def draw(record, out, t, image):
+        gt_file = record["mask_file_names"][t]
+        gt = np.asarray(Image.open(gt_file)) if gt_file else np.zeros(image.shape[:2], np.uint8)
+        return draw_index_map(image, gt), draw_index_map(image, np.asarray(out["vos_masks"][t]))
+
+    return _save_video_strips(cfg, model, dataset_name, out_dir, num, "vos", suffix, draw)
 
 
 def visualize_prompts(cfg, model, dataset_name, out_dir, num):
