@@ -64,6 +64,31 @@ def prepare_image(image: np.ndarray, input_format: str = "BGR") -> np.ndarray:
     return image[:, :, :3]
 
 
+def setup_predictor(predictor, cfg, input_format: str,
+                    model: Optional[torch.nn.Module] = None) -> None:
+    """The set-up every predictor shares: checks the formats, keeps a clone of ``cfg`` as
+    ``predictor.cfg``, builds the model and loads ``MODEL.WEIGHTS`` strictly (or takes an
+    already built ``model``, weights not reloaded), in eval mode, and sets ``input_format``,
+    ``model_format`` and the test resize ``aug``."""
+    if input_format not in INPUT_FORMATS:
+        raise ValueError(f"input_format must be one of {INPUT_FORMATS}, got {input_format!r}")
+    if cfg.INPUT.FORMAT not in INPUT_FORMATS:
+        raise ValueError(
+            f"cfg.INPUT.FORMAT must be one of {INPUT_FORMATS}, got {cfg.INPUT.FORMAT!r}"
+        )
+    predictor.cfg = cfg.clone()
+    if model is None:
+        model = build_model(predictor.cfg)
+        OMGSegCheckpointer(predictor.cfg, model).load(predictor.cfg.MODEL.WEIGHTS)
+    predictor.model = model.eval()
+    predictor.input_format = input_format
+    predictor.model_format = predictor.cfg.INPUT.FORMAT
+    predictor.aug = T.ResizeShortestEdge(
+        [predictor.cfg.INPUT.MIN_SIZE_TEST, predictor.cfg.INPUT.MIN_SIZE_TEST],
+        predictor.cfg.INPUT.MAX_SIZE_TEST,
+    )
+
+
 class OMGSegPredictor:
     """Single-image inference (Detectron2 ``DefaultPredictor`` idiom): builds the model from
     ``cfg`` in eval mode, loads ``cfg.MODEL.WEIGHTS`` with the strict ``OMGSegCheckpointer``,
@@ -75,21 +100,7 @@ class OMGSegPredictor:
     """
 
     def __init__(self, cfg, input_format: str = "BGR"):
-        if input_format not in INPUT_FORMATS:
-            raise ValueError(f"input_format must be one of {INPUT_FORMATS}, got {input_format!r}")
-        if cfg.INPUT.FORMAT not in INPUT_FORMATS:
-            raise ValueError(
-                f"cfg.INPUT.FORMAT must be one of {INPUT_FORMATS}, got {cfg.INPUT.FORMAT!r}"
-            )
-        self.cfg = cfg.clone()
-        self.model = build_model(self.cfg).eval()
-        OMGSegCheckpointer(self.cfg, self.model).load(self.cfg.MODEL.WEIGHTS)
-        self.input_format = input_format
-        self.model_format = self.cfg.INPUT.FORMAT
-        self.aug = T.ResizeShortestEdge(
-            [self.cfg.INPUT.MIN_SIZE_TEST, self.cfg.INPUT.MIN_SIZE_TEST],
-            self.cfg.INPUT.MAX_SIZE_TEST,
-        )
+        setup_predictor(self, cfg, input_format)
 
     def set_vocabulary(self, vocabulary, is_thing: Optional[Sequence[bool]] = None) -> None:
         """Classify against ``vocabulary`` from now on, without rebuilding the model: a

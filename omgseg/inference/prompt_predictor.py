@@ -24,10 +24,6 @@ from typing import List, Optional, Sequence
 import numpy as np
 import torch
 
-import detectron2.data.transforms as T
-from detectron2.modeling import build_model
-
-from ..checkpoint import OMGSegCheckpointer
 from ..modeling.prompts import (
     class_labels,
     output_mask_probs,
@@ -37,7 +33,7 @@ from ..modeling.prompts import (
     referring_selection,
 )
 from ..modeling.vocabulary import Vocabulary
-from .predictor import INPUT_FORMATS, prepare_image
+from .predictor import prepare_image, setup_predictor
 from .prompt_inputs import build_prompts
 
 __all__ = ["PromptPredictor", "PromptResult", "RegionReference", "ReferringResult"]
@@ -97,19 +93,7 @@ class PromptPredictor:
     """
 
     def __init__(self, cfg, input_format: str = "BGR", model: Optional[torch.nn.Module] = None):
-        if input_format not in INPUT_FORMATS:
-            raise ValueError(f"input_format must be one of {INPUT_FORMATS}, got {input_format!r}")
-        self.cfg = cfg.clone()
-        if model is None:
-            model = build_model(self.cfg)
-            OMGSegCheckpointer(self.cfg, model).load(self.cfg.MODEL.WEIGHTS)
-        self.model = model.eval()
-        self.input_format = input_format
-        self.model_format = self.cfg.INPUT.FORMAT
-        self.aug = T.ResizeShortestEdge(
-            [self.cfg.INPUT.MIN_SIZE_TEST, self.cfg.INPUT.MIN_SIZE_TEST],
-            self.cfg.INPUT.MAX_SIZE_TEST,
-        )
+        setup_predictor(self, cfg, input_format, model)
         self.reset_image()
 
     # ---- vocabulary and image ----------------------------------------------------------------
