@@ -352,7 +352,8 @@ def test_evaluator_ground_truth_scores_100(synthetic_root, tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
 
 
-def test_evaluator_identity_switch_lowers_vpq_n_and_aq_not_vpq_1(synthetic_root):
+def _identity_switch_vpq() -> dict:
+    """One-process VPQ results of the ground truth with an identity switch in video 0."""
     from detectron2.data import DatasetCatalog
 
     records = DatasetCatalog.get(VPS_NAME)
@@ -361,7 +362,12 @@ def test_evaluator_identity_switch_lowers_vpq_n_and_aq_not_vpq_1(synthetic_root)
     evaluator = VideoPanopticEvaluator(VPS_NAME)
     evaluator.reset()
     evaluator.process([{"video_id": r["video_id"]} for r in records], outputs)
-    res = evaluator.evaluate()["vpq"]
+    return evaluator.evaluate()["vpq"]
+
+
+def test_evaluator_identity_switch_lowers_vpq_n_and_aq_not_vpq_1(synthetic_root):
+
+    res = _identity_switch_vpq()
     assert res["VPQ@1"] == pytest.approx(100.0)
     assert all(res[f"VPQ@{n}"] < 100.0 - 1e-6 for n in (2, 4, 6, 8))
     assert res["AQ"] < 100.0 - 1e-6 and res["SQ"] == pytest.approx(100.0)
@@ -414,19 +420,12 @@ def _ddp_evaluate(out_dir):
 
 
 def test_two_process_evaluation_equals_one_process(synthetic_root, tmp_path):
-    from detectron2.data import DatasetCatalog
     from omgseg.engine import launch
 
     launch(_ddp_evaluate, 2, num_machines=1, machine_rank=0, dist_url="auto",
            args=(str(tmp_path),))
     with open(tmp_path / "ddp.json") as f:
         ddp = json.load(f)["vpq"]
-    records = DatasetCatalog.get(VPS_NAME)
-    outputs = gt_video_outputs(records)
-    outputs[0] = _switch_identity(outputs[0], records[0])
-    evaluator = VideoPanopticEvaluator(VPS_NAME)
-    evaluator.reset()
-    evaluator.process([{"video_id": r["video_id"]} for r in records], outputs)
-    single = evaluator.evaluate()["vpq"]
+    single = _identity_switch_vpq()
     assert ddp == pytest.approx(single, rel=0, abs=1e-12)
     assert ddp["VPQ@2"] < 100.0
