@@ -366,7 +366,6 @@ def _identity_switch_vpq() -> dict:
 
 
 def test_evaluator_identity_switch_lowers_vpq_n_and_aq_not_vpq_1(synthetic_root):
-
     res = _identity_switch_vpq()
     assert res["VPQ@1"] == pytest.approx(100.0)
     assert all(res[f"VPQ@{n}"] < 100.0 - 1e-6 for n in (2, 4, 6, 8))
