@@ -99,6 +99,22 @@ def make_tiny_cfg(output_dir: str, **overrides):
     return cfg
 
 
+def make_predictor_cfg(output_dir, **overrides):
+    """The tiny config for predictor tests (no datasets, test resize 64 / 96 px) with
+    ``MODEL.WEIGHTS`` saved in ``output_dir`` from a model built with seed 0 (a predictor built
+    under another seed matches that model only through the loaded weights)."""
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.modeling import build_model
+
+    cfg = make_tiny_cfg(str(output_dir), **{"DATASETS.TEST": "()", "DATASETS.TRAIN": "()",
+                                            "INPUT.MIN_SIZE_TEST": 64, "INPUT.MAX_SIZE_TEST": 96,
+                                            **overrides})
+    torch.manual_seed(0)
+    DetectionCheckpointer(build_model(cfg), save_dir=str(output_dir)).save("tiny")
+    cfg.MODEL.WEIGHTS = os.path.join(str(output_dir), "tiny.pth")
+    return cfg
+
+
 @pytest.fixture
 def tiny_cfg(tmp_path):
     return make_tiny_cfg(str(tmp_path))

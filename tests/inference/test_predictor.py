@@ -2,10 +2,9 @@
 import numpy as np
 import pytest
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 
-from conftest import make_tiny_cfg
+from conftest import make_predictor_cfg
 from omgseg.inference import OMGSegPredictor, prepare_image
 
 NAMES = ["cat", "dog", "grass, lawn"]
@@ -14,13 +13,7 @@ NAMES = ["cat", "dog", "grass, lawn"]
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
     """The tiny config with weights saved from a model built with seed 0."""
-    out = tmp_path_factory.mktemp("predictor")
-    cfg = make_tiny_cfg(str(out), **{"DATASETS.TEST": "()", "DATASETS.TRAIN": "()",
-                                     "INPUT.MIN_SIZE_TEST": 64, "INPUT.MAX_SIZE_TEST": 96})
-    torch.manual_seed(0)
-    DetectionCheckpointer(build_model(cfg), save_dir=str(out)).save("tiny")
-    cfg.MODEL.WEIGHTS = str(out / "tiny.pth")
-    return cfg
+    return make_predictor_cfg(tmp_path_factory.mktemp("predictor"))
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,9 @@ bad prompts, referring regions."""
 import numpy as np
 import pytest
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import transforms as T
-from detectron2.modeling import build_model
 
-from conftest import make_tiny_cfg
+from conftest import make_predictor_cfg
 from omgseg.data.prompts import Prompts, point_box
 from omgseg.inference import PromptPredictor, build_prompts
 
@@ -17,14 +15,8 @@ H0, W0 = 48, 80  # original image; test resize 64 / 96 -> 58 x 96
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
-    out = tmp_path_factory.mktemp("prompt_predictor")
-    cfg = make_tiny_cfg(str(out), **{"DATASETS.TEST": "()", "DATASETS.TRAIN": "()",
-                                     "INPUT.MIN_SIZE_TEST": 64, "INPUT.MAX_SIZE_TEST": 96,
-                                     "MODEL.OMG.PROMPT.MAX_PROMPTS": 8})
-    torch.manual_seed(0)
-    DetectionCheckpointer(build_model(cfg), save_dir=str(out)).save("tiny")
-    cfg.MODEL.WEIGHTS = str(out / "tiny.pth")
-    return cfg
+    return make_predictor_cfg(tmp_path_factory.mktemp("prompt_predictor"),
+                              **{"MODEL.OMG.PROMPT.MAX_PROMPTS": 8})
 
 
 @pytest.fixture(scope="module")

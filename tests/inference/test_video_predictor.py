@@ -3,12 +3,11 @@ lazily, VOS from first-frame masks, tasks, errors."""
 import numpy as np
 import pytest
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 from PIL import Image
 
 import detectron2.data.transforms as T
-from conftest import make_tiny_cfg
+from conftest import make_predictor_cfg
 from omgseg.inference import ResizedFrames, VideoPredictor
 from omgseg.modeling.vocabulary import Vocabulary
 
@@ -18,14 +17,8 @@ IS_THING = [True, True, False]
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
-    out = tmp_path_factory.mktemp("video_predictor")
-    cfg = make_tiny_cfg(str(out), **{"DATASETS.TEST": "()", "DATASETS.TRAIN": "()",
-                                     "INPUT.MIN_SIZE_TEST": 64, "INPUT.MAX_SIZE_TEST": 96,
-                                     "MODEL.OMG.TEST.VIDEO.PROGRESS_BAR": False})
-    torch.manual_seed(0)
-    DetectionCheckpointer(build_model(cfg), save_dir=str(out)).save("tiny")
-    cfg.MODEL.WEIGHTS = str(out / "tiny.pth")
-    return cfg
+    return make_predictor_cfg(tmp_path_factory.mktemp("video_predictor"),
+                              **{"MODEL.OMG.TEST.VIDEO.PROGRESS_BAR": False})
 
 
 @pytest.fixture(scope="module")
