@@ -80,7 +80,7 @@ class Prompts:
             raise ValueError(f"unknown prompt kinds {unknown}; expected {PROMPT_KINDS}")
         if self.boxes.shape[0] != p:
             raise ValueError(f"{p} prompt kinds but {self.boxes.shape[0]} boxes")
-        r = int(self.has_region.sum())
+        r = sum(k in REGION_KINDS for k in self.kinds)
         if self.regions is not None:
             self.regions = torch.as_tensor(self.regions, dtype=torch.bool)
             if tuple(self.regions.shape) != (r,) + self.image_size:

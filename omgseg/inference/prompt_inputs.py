@@ -132,20 +132,25 @@ def build_prompts(
             pts = pts.reshape(0, 2)
         if pts.ndim != 2 or pts.shape[1] != 2:
             raise ValueError(f"points must be [N, 2] (x, y), got shape {pts.shape}")
-        labels = np.ones(len(pts)) if point_labels is None else np.asarray(point_labels).ravel()
-        if len(labels) != len(pts):
-            raise ValueError(f"point_labels has {len(labels)} labels for {len(pts)} points")
-        for i, (p, lab) in enumerate(zip(pts, labels)):
-            name = f"points[{i}]"
-            _check_finite(p, name, "point")
-            _check_inside(p[None], original_size, name, "point")
-            if lab != 1:
-                raise ValueError(f"{name} (point): label {lab!r} is not supported; location "
-                                 "queries take foreground clicks only (label 1), each "
+        # all points checked at once; an error names the first bad one
+        if not (np.isfinite(pts).all() and (pts >= 0).all() and (pts <= (w, h)).all()):
+            ok = np.isfinite(pts).all(axis=1) & (pts >= 0).all(axis=1) & (pts <= (w, h)).all(
+                axis=1)
+            i = int(np.argmin(ok))
+            _check_finite(pts[i], f"points[{i}]", "point")
+            _check_inside(pts[i][None], original_size, f"points[{i}]", "point")
+        if point_labels is not None:
+            labels = np.asarray(point_labels).ravel()
+            if len(labels) != len(pts):
+                raise ValueError(f"point_labels has {len(labels)} labels for {len(pts)} points")
+            if (labels != 1).any():
+                i = int(np.argmax(labels != 1))
+                raise ValueError(f"points[{i}] (point): label {labels[i]!r} is not supported; "
+                                 "location queries take foreground clicks only (label 1), each "
                                  "answered by its own mask")
-            x, y = transform.apply_coords(p[None].copy())[0]
+        for x, y in transform.apply_coords(pts.copy()).tolist():
             kinds.append("point")
-            boxes_out.append(point_box(float(x), float(y)))
+            boxes_out.append(point_box(x, y))
             regions.append(None)
     elif point_labels is not None:
         raise ValueError("point_labels given without points")

@@ -1,3 +1,4 @@
+from .direct_call import call_layer
 from .ms_deform_attn import (
     MSDeformAttn,
     ms_deform_attn_core_pytorch,
@@ -10,6 +11,7 @@ from .position_encoding import (
 )
 
 __all__ = [
+    "call_layer",
     "MSDeformAttn",
     "ms_deform_attn_core_pytorch",
     "multi_scale_deformable_attention",

@@ -207,6 +207,20 @@ def test_mask_pool():
     expected0 = (feats[0, 0, :, 0, 0] + feats[0, 1, :, 1, 1]) / 2
     torch.testing.assert_close(pooled[0, 0], expected0)
     assert torch.equal(pooled[0, 1], torch.zeros(3))  # empty mask
+    # one frame (its own code path): frame 1 alone
+    one = mask_pool(feats[:, 1:], logits[:, :, 1:])
+    torch.testing.assert_close(one[0, 0], feats[0, 1, :, 1, 1])
+    assert torch.equal(one[0, 1], torch.zeros(3))
+
+
+def test_tube_mask_logits_one_and_several_frames():
+    g = torch.Generator().manual_seed(3)
+    embed = torch.randn(2, 5, 4, generator=g)
+    for t in (1, 3):
+        feats = torch.randn(2, t, 4, 6, 7, generator=g)
+        got = tube_mask_logits(embed, feats)
+        assert got.shape == (2, 5, t, 6, 7) and got.is_contiguous()
+        torch.testing.assert_close(got, torch.einsum("bqc,btchw->bqthw", embed, feats))
 
 
 def test_identity_self_attn_mask():
@@ -485,3 +499,19 @@ def test_independent_queries_refuse_a_mask():
     with pytest.raises(ValueError, match="independent_queries"):
         dec(feats, mf, 1, text_bank(), content, pos, identity_self_attn_mask(1, 2, HEADS),
             independent_queries=True)
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.7, 1.0])
+def test_attention_mask_of_a_layer_equals_the_tube_rule(threshold):
+    """The decoder's layer masks (computed without the [B, Q, T, h, w] layout, against the logit
+    of the threshold) equal ``mask_logits_to_attn_mask(tube_mask_logits(...))``."""
+    dec = make_decoder(attn_mask_threshold=threshold)
+    g = torch.Generator().manual_seed(5)
+    embed = torch.randn(2, QUERIES, MASK_DIM, generator=g, requires_grad=True)
+    for t in (1, 3):
+        level = torch.randn(2, t, MASK_DIM, 4, 5, generator=g)
+        level[:, :, :, 0] = 0.0  # logits exactly 0 on a row: sigmoid 0.5, the boundary
+        got = dec._attn_mask(embed, level)
+        want = mask_logits_to_attn_mask(tube_mask_logits(embed, level), threshold)
+        assert got.shape == (2, 1, QUERIES, t * 20) and not got.requires_grad
+        assert torch.equal(got, want)

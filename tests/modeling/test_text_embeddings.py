@@ -152,6 +152,27 @@ def test_cache_without_dir_and_lru_bound():
     assert fake.calls > calls
 
 
+def test_repeated_call_short_cut_keys_on_every_argument(monkeypatch):
+    """The same (immutable) names again return the last tensor without re-keying them; any other
+    argument, a list, or a cleared cache goes through the full lookup."""
+    import omgseg.modeling.clip.text_embeddings as te
+
+    fake = FakeCLIP()
+    cache = TextEmbeddingCache(None)
+    names = ("cat, kitty", "dog")
+    first = _get(cache, fake, names)
+    keyed = []
+    real_split = te.split_synonyms
+    monkeypatch.setattr(te, "split_synonyms", lambda n: keyed.append(n) or real_split(n))
+    assert _get(cache, fake, names) is first and keyed == []  # the short cut
+    assert _get(cache, fake, names, model_key="other") is not first and keyed  # another entry
+    assert _get(cache, fake, names) is first
+    assert _get(cache, fake, list(names)) is first  # a list: the full lookup, same entry
+    calls = fake.calls
+    cache.clear_memory()
+    assert torch.equal(_get(cache, fake, names), first) and fake.calls > calls
+
+
 def test_corrupt_or_mismatched_cache_is_recomputed(tmp_path, caplog):
     fake = FakeCLIP()
     names = ["cat, kitty", "dog"]

@@ -9,7 +9,13 @@ from .encoder import (
     pool_box_features,
     pool_region_features,
 )
-from .postprocess import class_labels, mask_quality, output_mask_probs, prompt_instances
+from .postprocess import (
+    class_labels,
+    mask_quality,
+    output_mask_probs,
+    prompt_instances,
+    prompt_masks,
+)
 from .referring import (
     ReferringMatches,
     best_f1_threshold,
@@ -31,6 +37,7 @@ __all__ = [
     "mask_quality",
     "output_mask_probs",
     "prompt_instances",
+    "prompt_masks",
     "ReferringMatches",
     "best_f1_threshold",
     "query_class_embeddings",

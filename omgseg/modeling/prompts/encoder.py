@@ -22,6 +22,7 @@ fewer prompts are padded with inert queries (``valid`` False).
 Shape shorthand: B images, P prompts (padded), C decoder width, C_m mask-feature channels,
 H x W padded input, h x w = mask-feature size (H/4 x W/4).
 """
+import functools
 from typing import NamedTuple, Optional, Sequence, Tuple
 
 import torch
@@ -29,6 +30,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from ...data.prompts import Prompts
+from ...layers.direct_call import call_layer
 from ..transformer_decoder.omg_decoder import identity_self_attn_mask
 
 __all__ = [
@@ -61,10 +63,20 @@ def normalized_cxcywh(boxes_xyxy: Tensor, image_size: Tuple[int, int]) -> Tensor
     """[P, 4] pixel ``xyxy`` boxes of an image of ``image_size`` (H, W) -> (cx, cy, w, h) divided
     by (W, H, W, H) and clamped to [0, 1] (official: ``bbox_xyxy_to_cxcywh(boxes / img_shape)``,
     clamped by ``inverse_sigmoid``)."""
-    h, w = image_size
-    scale = boxes_xyxy.new_tensor([w, h, w, h])
-    x0, y0, x1, y1 = (boxes_xyxy / scale).unbind(-1)
-    return torch.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], dim=-1).clamp(0.0, 1.0)
+    # one product with the matrix of xyxy -> cxcywh, scaled: [x0, y0, x1, y1] @ M
+    to_cxcywh = _cxcywh_matrix(int(image_size[0]), int(image_size[1]), boxes_xyxy.dtype,
+                               boxes_xyxy.device)
+    return (boxes_xyxy @ to_cxcywh).clamp(0.0, 1.0)
+
+
+@functools.lru_cache(maxsize=64)
+def _cxcywh_matrix(h: int, w: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """[4, 4] M with ``xyxy @ M = (cx / W, cy / H, w / W, h / H)``; built once per image size
+    (a normal tensor even when first asked for inside ``inference_mode``; never written to)."""
+    with torch.inference_mode(False):
+        return torch.tensor([[0.5 / w, 0, -1 / w, 0], [0, 0.5 / h, 0, -1 / h],
+                             [0.5 / w, 0, 1 / w, 0], [0, 0.5 / h, 0, 1 / h]],
+                            dtype=dtype, device=device)
 
 
 def jitter_boxes(
@@ -105,6 +117,15 @@ def pool_region_features(mask_features: Tensor, regions: Tensor) -> Tensor:
     return pooled / weights.sum(1, keepdim=True).clamp(min=1e-8)
 
 
+@functools.lru_cache(maxsize=64)
+def _cell_edges(n: int, dtype: torch.dtype, device: torch.device) -> Tuple[Tensor, Tensor]:
+    """([n] starts 0..n-1, [n] ends 1..n) of unit cells; built once (normal tensors even when
+    first asked for inside ``inference_mode``; never written to)."""
+    with torch.inference_mode(False):
+        edges = torch.arange(n + 1, dtype=dtype, device=device)
+        return edges[:-1], edges[1:]
+
+
 def pool_box_features(mask_features: Tensor, boxes_xyxy: Tensor, stride: float) -> Tensor:
     """Average mask features inside boxes, each feature cell weighted by the fraction of it the
     box covers (the area pooling of the box's raster, computed per axis).
@@ -120,18 +141,39 @@ def pool_box_features(mask_features: Tensor, boxes_xyxy: Tensor, stride: float) 
     c, h, w = mask_features.shape
     if boxes_xyxy.shape[0] == 0:
         return mask_features.new_zeros((0, c))
-    boxes = boxes_xyxy.to(mask_features) / float(stride)
-
-    def overlap(lo: Tensor, hi: Tensor, n: int) -> Tensor:  # [P] -> [P, n]
-        cells = torch.arange(n, device=lo.device, dtype=lo.dtype)
-        return (torch.minimum(hi[:, None], cells + 1) - torch.maximum(lo[:, None], cells)).clamp(
-            min=0)
-
-    wx = overlap(boxes[:, 0], boxes[:, 2], w)
-    wy = overlap(boxes[:, 1], boxes[:, 3], h)
-    weights = (wy[:, :, None] * wx[:, None, :]).flatten(1)  # [P, h*w]
+    lo, hi = (boxes_xyxy.to(mask_features).view(-1, 2, 2, 1) / float(stride)).unbind(1)
+    starts, ends = _cell_edges(max(h, w), lo.dtype, lo.device)
+    # length of [lo, hi) inside [cell, cell + 1) per axis (x, y): [P, 2, max(h, w)]
+    cover = (torch.minimum(hi, ends) - torch.maximum(lo, starts)).clamp_(min=0)
+    weights = (cover[:, 1, :h, None] * cover[:, 0, None, :w]).flatten(1)  # [P, h*w]
     pooled = weights @ mask_features.flatten(1).t()
     return pooled / weights.sum(1, keepdim=True).clamp(min=1e-8)
+
+
+def _pooled_prompt_features(
+    s: Prompts, features: Tensor, p: int, pool_boxes: bool, stride: int
+) -> Optional[Tuple[Tensor, Optional[Tensor]]]:
+    """The mask features pooled for the prompts of one set: ([p, C_m] rows, [p, 1] float marking
+    the rows that have them, or None when all p do), or None when no prompt pools features.
+    ``features``: [C_m, h, w] of the prompted frame."""
+    has_regions = s.regions is not None and len(s.regions) > 0
+    if not has_regions and not (pool_boxes and len(s)):
+        return None
+    device = features.device
+    if not has_regions and len(s) == p:  # every prompt pools its box: no scatter
+        return pool_box_features(features, s.boxes.to(device), stride), None
+    rows = features.new_zeros((p, features.shape[0]))
+    has = features.new_zeros((p, 1))
+    if has_regions:
+        index = s.region_index.to(device)
+        rows[index] = pool_region_features(features, s.regions.to(device))
+        has[index] = 1.0
+    if pool_boxes:
+        plain = (~s.has_region).nonzero().flatten().to(device)
+        if len(plain):
+            rows[plain] = pool_box_features(features, s.boxes.to(device)[plain], stride)
+            has[plain] = 1.0
+    return rows, has
 
 
 def encode_prompts(
@@ -189,25 +231,21 @@ def encode_prompts(
     if noise_scale > 0:
         boxes = jitter_boxes(boxes, noise_scale, noise_factor, generator)
     content, pos = decoder.encode_box_prompts(boxes, types)
-    pooled_rows = []
+    extra = None
     for i, s in enumerate(prompts):
-        rows = mask_features.new_zeros((p, mask_features.shape[2]))
-        has = mask_features.new_zeros((p, 1))
-        if s.regions is not None and len(s.regions):
-            rows[s.region_index.to(device)] = pool_region_features(
-                mask_features[i, 0], s.regions.to(device))
-            has[s.region_index.to(device)] = 1.0
-        if pool_boxes and len(s):
-            plain = (~s.has_region).nonzero().flatten().to(device)
-            if len(plain):
-                rows[plain] = pool_box_features(
-                    mask_features[i, 0], s.boxes.to(device)[plain], mask_stride)
-                has[plain] = 1.0
-        if bool(has.any()):
-            pooled_rows.append((i, rows, has))
-    if pooled_rows:
-        extra = torch.zeros_like(content)
-        for i, rows, has in pooled_rows:
-            extra[i] = decoder.mask_pooling_proj(rows) * has
+        pooled = _pooled_prompt_features(s, mask_features[i, 0], p, pool_boxes, mask_stride)
+        if pooled is None:
+            continue
+        rows, has = pooled
+        proj = call_layer(decoder.mask_pooling_proj, rows)
+        if has is not None:
+            proj = proj * has
+        if b == 1:
+            extra = proj[None]
+        else:
+            if extra is None:
+                extra = torch.zeros_like(content)
+            extra[i] = proj
+    if extra is not None:
         content = content + extra
     return LocationQueries(content, pos, valid, int(decoder.num_heads))

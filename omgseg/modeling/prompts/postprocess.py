@@ -21,7 +21,7 @@ from torch.nn import functional as F
 from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import Instances
 
-__all__ = ["prompt_instances", "class_labels", "mask_quality", "output_mask_probs"]
+__all__ = ["prompt_instances", "prompt_masks", "class_labels", "mask_quality", "output_mask_probs"]
 
 # Masks resized to the output size per chunk of this many prompts (bounds memory).
 _CHUNK = 16
@@ -38,8 +38,15 @@ def class_labels(mask_cls: Tensor) -> Tuple[Tensor, Tensor]:
 def mask_quality(probs: Tensor, masks: Tensor) -> Tensor:
     """[P] mean of ``probs`` [P, H, W] inside the bool ``masks`` (0 where empty)."""
     area = masks.flatten(1).sum(1)
-    inside = (probs * masks).flatten(1).sum(1)
-    return torch.where(area > 0, inside / area.clamp(min=1), torch.zeros_like(inside))
+    inside = probs.masked_fill(~masks, 0.0).flatten(1).sum(1)
+    return inside / area.clamp(min=1)  # an empty mask sums to 0
+
+
+def _masks_and_quality(probs: Tensor) -> Tuple[Tensor, Tensor]:
+    """(bool masks = ``probs`` > 0.5, their :func:`mask_quality`) of ``probs`` [P, H, W]."""
+    inside = F.threshold(probs, 0.5, 0.0)  # probs where > 0.5, else 0
+    masks = inside.bool()  # = inside > 0 (probabilities are >= 0), a cheaper kernel
+    return masks, inside.flatten(1).sum(1) / masks.flatten(1).sum(1).clamp(min=1)
 
 
 def output_mask_probs(
@@ -53,12 +60,36 @@ def output_mask_probs(
     (bilinear; Detectron2's ``sem_seg_postprocess``), then sigmoid."""
     if mask_logits.shape[0] == 0:
         return mask_logits.new_zeros((0, int(output_size[0]), int(output_size[1])))
-    logits = F.interpolate(mask_logits[None].float(), size=tuple(padded_size), mode="bilinear",
-                           align_corners=False)[0]
+    logits = F.interpolate(mask_logits[None].to(torch.float32), size=tuple(padded_size),
+                           mode="bilinear", align_corners=False)[0]
     if tuple(int(x) for x in output_size) == tuple(image_size):  # the resize is the identity
-        return logits[:, : image_size[0], : image_size[1]].sigmoid()
+        if tuple(image_size) != tuple(padded_size):
+            logits = logits[:, : image_size[0], : image_size[1]]
+        return logits.sigmoid_()  # in place: a tensor of ours
     return sem_seg_postprocess(logits, tuple(image_size), int(output_size[0]),
-                               int(output_size[1])).sigmoid()
+                               int(output_size[1])).sigmoid_()
+
+
+def prompt_masks(
+    mask_logits: Tensor,
+    padded_size: Tuple[int, int],
+    image_size: Tuple[int, int],
+    output_size: Tuple[int, int],
+) -> Tuple[Tensor, Tensor]:
+    """(bool masks [P, height, width] = probability > 0.5 at the original size, their quality
+    [P] (:func:`mask_quality`)) from ``mask_logits`` [P, h, w] (arguments as
+    :func:`prompt_instances`); resized in chunks of 16 prompts to bound memory."""
+    p = mask_logits.shape[0]
+    height, width = int(output_size[0]), int(output_size[1])
+    if p <= _CHUNK:
+        return _masks_and_quality(
+            output_mask_probs(mask_logits, padded_size, image_size, (height, width)))
+    masks = torch.zeros((p, height, width), dtype=torch.bool, device=mask_logits.device)
+    quality = torch.zeros((p,), dtype=torch.float32, device=mask_logits.device)
+    for s in range(0, p, _CHUNK):
+        masks[s:s + _CHUNK], quality[s:s + _CHUNK] = _masks_and_quality(output_mask_probs(
+            mask_logits[s:s + _CHUNK], padded_size, image_size, (height, width)))
+    return masks, quality
 
 
 def prompt_instances(
@@ -82,17 +113,9 @@ def prompt_instances(
         [P, height, width], ``scores``, ``objectness``, ``pred_classes`` and ``class_scores``
         (boxes of the masks: ``BitMasks(pred_masks).get_bounding_boxes()`` when needed).
     """
-    p = mask_logits.shape[0]
-    height, width = int(output_size[0]), int(output_size[1])
-    masks = torch.zeros((p, height, width), dtype=torch.bool, device=mask_logits.device)
-    quality = torch.zeros((p,), dtype=torch.float32, device=mask_logits.device)
-    for s in range(0, p, _CHUNK):
-        probs = output_mask_probs(mask_logits[s:s + _CHUNK], padded_size, image_size,
-                                  (height, width))
-        masks[s:s + _CHUNK] = probs > 0.5
-        quality[s:s + _CHUNK] = mask_quality(probs, masks[s:s + _CHUNK])
+    masks, quality = prompt_masks(mask_logits, padded_size, image_size, output_size)
     labels, label_scores = class_labels(mask_cls)
-    out = Instances((height, width))
+    out = Instances((int(output_size[0]), int(output_size[1])))
     out.pred_masks = masks
     out.scores = quality
     out.objectness = objectness.reshape(-1).float().sigmoid()

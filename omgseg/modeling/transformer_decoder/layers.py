@@ -14,6 +14,8 @@ from typing import NamedTuple, Optional
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...layers.direct_call import call_layer
+
 __all__ = [
     "CrossAttentionLayer",
     "SelfAttentionLayer",
@@ -78,8 +80,9 @@ def multi_head_attention(
     heads = attn.num_heads
     if key_value is None:
         key_value = project_key_value(attn, key, value)
-    bias = None if attn.in_proj_bias is None else attn.in_proj_bias[:c]
-    q = _split_heads(F.linear(query, attn.in_proj_weight[:c], bias), heads)
+    in_bias = attn.in_proj_bias
+    q = _split_heads(F.linear(query, attn.in_proj_weight[:c],
+                              None if in_bias is None else in_bias[:c]), heads)
 
     mask = None
     if blocked is not None:
@@ -93,11 +96,19 @@ def multi_head_attention(
         attn_mask=mask,
         dropout_p=attn.dropout if attn.training else 0.0,
     )
-    return attn.out_proj(out.transpose(1, 2).reshape(b, q_len, c))
+    # the projection's parameters, not the module: as nn.MultiheadAttention does
+    out_proj = attn.out_proj
+    return F.linear(out.transpose(1, 2).reshape(b, q_len, c), out_proj.weight, out_proj.bias)
 
 
 def _with_pos(x: Tensor, pos: Optional[Tensor]) -> Tensor:
     return x if pos is None else x + pos
+
+
+def _dropout(dropout: nn.Dropout, x: Tensor) -> Tensor:
+    """``dropout(x)``, skipped where it is the identity (eval mode or p = 0): the module call
+    alone is a visible share of a re-prompt, which runs a dozen of them on a handful of queries."""
+    return dropout(x) if dropout.training and dropout.p > 0 else x
 
 
 def _xavier_init(module: nn.Module) -> None:
@@ -135,7 +146,7 @@ class _AttentionLayer(nn.Module):
     ) -> Tensor:
         """``query`` [B, Q, C]; ``memory`` [B, L, C] or None (self-attention); mask as in
         ``multi_head_attention``; ``key_value``: the memory's projections, precomputed."""
-        q_in = self.norm(query) if self.normalize_before else query
+        q_in = call_layer(self.norm, query) if self.normalize_before else query
         if key_value is not None:
             out = multi_head_attention(
                 self.attn, _with_pos(q_in, query_pos), None, None, attn_mask, key_value
@@ -146,8 +157,8 @@ class _AttentionLayer(nn.Module):
             out = multi_head_attention(
                 self.attn, _with_pos(q_in, query_pos), _with_pos(kv, k_pos), kv, attn_mask
             )
-        query = query + self.dropout(out)
-        return query if self.normalize_before else self.norm(query)
+        query = query + _dropout(self.dropout, out)
+        return query if self.normalize_before else call_layer(self.norm, query)
 
 
 class SelfAttentionLayer(_AttentionLayer):
@@ -174,12 +185,16 @@ class SelfAttentionLayer(_AttentionLayer):
             return self._attend(tgt, None, attn_mask, None, query_pos)
         if attn_mask is not None:
             raise ValueError("independent self-attention takes no attn_mask")
-        x = self.norm(tgt) if self.normalize_before else tgt
+        x = call_layer(self.norm, tgt) if self.normalize_before else tgt
         c = x.shape[-1]
-        bias = None if self.attn.in_proj_bias is None else self.attn.in_proj_bias[2 * c:]
-        out = self.attn.out_proj(F.linear(x, self.attn.in_proj_weight[2 * c:], bias))
-        tgt = tgt + self.dropout(out)
-        return tgt if self.normalize_before else self.norm(tgt)
+        attn = self.attn
+        in_bias = attn.in_proj_bias
+        value = F.linear(x, attn.in_proj_weight[2 * c:],
+                         None if in_bias is None else in_bias[2 * c:])
+        out_proj = attn.out_proj
+        out = F.linear(value, out_proj.weight, out_proj.bias)
+        tgt = tgt + _dropout(self.dropout, out)
+        return tgt if self.normalize_before else call_layer(self.norm, tgt)
 
 
 class CrossAttentionLayer(_AttentionLayer):
@@ -233,10 +248,10 @@ class FFNLayer(nn.Module):
         _xavier_init(self)
 
     def forward(self, tgt: Tensor) -> Tensor:
-        x = self.norm(tgt) if self.normalize_before else tgt
-        x = self.linear2(self.dropout(F.relu(self.linear1(x))))
-        tgt = tgt + self.dropout(x)
-        return tgt if self.normalize_before else self.norm(tgt)
+        x = call_layer(self.norm, tgt) if self.normalize_before else tgt
+        x = call_layer(self.linear2, _dropout(self.dropout, F.relu(call_layer(self.linear1, x))))
+        tgt = tgt + _dropout(self.dropout, x)
+        return tgt if self.normalize_before else call_layer(self.norm, tgt)
 
 
 class MLP(nn.Module):
@@ -253,7 +268,7 @@ class MLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            x = layer(x)
+            x = call_layer(layer, x)
             if i < last:
                 x = F.relu(x)
         return x

@@ -8,6 +8,7 @@ Shape shorthand: B = clips, T = frames per clip, N = B * T frames, Q = queries, 
 K = classes, S = synonym slots per class, D = CLIP text dimension, C = hidden width,
 h x w = a memory level's size, H x W = mask-feature size.
 """
+import math
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
@@ -16,6 +17,7 @@ from detectron2.config import configurable
 from detectron2.layers import Conv2d
 from torch import Tensor, nn
 
+from ...layers.direct_call import call_layer
 from ...layers.position_encoding import PositionEmbeddingSine3D, coordinate_to_encoding
 from ..build import TRANSFORMER_DECODER_REGISTRY
 from .layers import MLP, CrossAttentionLayer, FFNLayer, KeyValue, SelfAttentionLayer
@@ -71,8 +73,7 @@ def unblock_fully_masked_rows(attn_mask: Tensor) -> Tensor:
     A query whose mask blocks every memory token would get NaN attention; such a query attends
     everywhere instead (Mask2Former).
     """
-    full = attn_mask.all(dim=-1, keepdim=True)
-    return attn_mask & ~full
+    return attn_mask.masked_fill(attn_mask.all(dim=-1, keepdim=True), False)
 
 
 def tube_mask_logits(mask_embed: Tensor, mask_features: Tensor) -> Tensor:
@@ -89,6 +90,8 @@ def tube_mask_logits(mask_embed: Tensor, mask_features: Tensor) -> Tensor:
     # [B, 1, Q, C] @ [B, T, C, H*W] -> [B, T, Q, H*W]: one GEMM per frame on the features as
     # they are; only the output is reordered (a copy when T > 1).
     logits = torch.matmul(mask_embed.unsqueeze(1), mask_features.reshape(b, t, c, h * w))
+    if t == 1:  # [B, 1, Q, H*W] is already [B, Q, 1, H, W] in memory
+        return logits.view(b, -1, 1, h, w)
     return logits.view(b, t, -1, h, w).transpose(1, 2).contiguous()
 
 
@@ -120,9 +123,18 @@ def mask_logits_to_attn_mask(mask_logits: Tensor, threshold: float = 0.5) -> Ten
         bool [B, 1, Q, T * h * w] (token order t, y, x; shared by all heads), detached; rows
         with every token blocked are unblocked.
     """
-    with torch.no_grad():
-        blocked = mask_logits.detach().flatten(2).sigmoid() < threshold
-        return unblock_fully_masked_rows(blocked).unsqueeze(1)
+    b, q = mask_logits.shape[:2]
+    return _blocked_tokens(mask_logits.detach().reshape(b, 1, q, -1), threshold)
+
+
+def _blocked_tokens(logits: Tensor, threshold: float) -> Tensor:
+    """bool mask ``sigmoid(logits) < threshold`` of logits [..., Q, L], rows with every token
+    blocked unblocked."""
+    if 0.0 < threshold < 1.0:  # sigmoid(x) < t  <=>  x < logit(t): no sigmoid pass
+        blocked = logits < math.log(threshold / (1.0 - threshold))
+    else:
+        blocked = logits.sigmoid() < threshold
+    return unblock_fully_masked_rows(blocked)
 
 
 def mask_pool(features: Tensor, mask_logits: Tensor) -> Tensor:
@@ -137,15 +149,16 @@ def mask_pool(features: Tensor, mask_logits: Tensor) -> Tensor:
     """
     b, t, c, h, w = features.shape
     m = (mask_logits.detach() > 0).to(features.dtype)
-    area = m.sum(dim=(2, 3, 4)).unsqueeze(-1)
+    area = m.flatten(2).sum(-1, keepdim=True)
     # Per frame [B, Q, H*W] @ [B, H*W, C]; the transposed features are a view (BLAS reads them
     # transposed) instead of the copy an einsum makes.
-    pooled = sum(
-        torch.matmul(
-            m[:, :, f].reshape(b, -1, h * w), features[:, f].reshape(b, c, h * w).transpose(1, 2)
-        )
-        for f in range(t)
-    )
+    if t == 1:
+        pooled = torch.matmul(m.reshape(b, -1, h * w),
+                              features.reshape(b, c, h * w).transpose(1, 2))
+    else:
+        pooled = sum(torch.matmul(m[:, :, f].reshape(b, -1, h * w),
+                                  features[:, f].reshape(b, c, h * w).transpose(1, 2))
+                     for f in range(t))
     return pooled / (area + 1e-8)
 
 
@@ -293,10 +306,12 @@ class OMGMaskDecoder(nn.Module):
                 f"prompt_types {tuple(prompt_types.shape)} does not match boxes "
                 f"{tuple(boxes_cxcywh.shape)}"
             )
-        content = self.pb_embedding(prompt_types.long()) + self.mask_tokens.weight[0]
-        enc = coordinate_to_encoding(boxes_cxcywh, self.hidden_dim // 2)
-        enc = enc.to(self.pos_linear.weight.dtype)
-        return content, self.pos_linear(enc)
+        types = prompt_types if prompt_types.dtype == torch.long else prompt_types.long()
+        content = call_layer(self.pb_embedding, types) + self.mask_tokens.weight[0]
+        enc = coordinate_to_encoding(boxes_cxcywh, self.hidden_dim // 2)  # float32
+        if enc.dtype != content.dtype:
+            enc = enc.to(content.dtype)
+        return content, call_layer(self.pos_linear, enc)
 
     # ------------------------------------------------------------------ heads
     def classify(self, cls_features: Tensor, text_embeddings: Tensor) -> Tensor:
@@ -311,10 +326,10 @@ class OMGMaskDecoder(nn.Module):
             column (void) is the score against a zero embedding, i.e. exactly 0.
         """
         x = F.normalize(cls_features, dim=-1)
-        text = F.normalize(text_embeddings.to(x), dim=-1)
-        logits = torch.einsum("bqd,ksd->bqks", x, text).amax(dim=-1) * self.logit_scale
-        void = logits.new_zeros(logits.shape[:-1] + (1,))
-        return torch.cat([logits, void], dim=-1)
+        k, s, d = text_embeddings.shape
+        text = F.normalize(text_embeddings.to(x), dim=-1).reshape(k * s, d)
+        cosine = torch.matmul(x, text.t()).unflatten(-1, (k, s))  # [B, Q, K, S]
+        return F.pad(cosine.amax(dim=-1) * self.logit_scale, (0, 1))  # void: 0
 
     def class_features(
         self, normed_queries: Tensor, mask_logits: Tensor, mask_features: Tensor
@@ -322,11 +337,11 @@ class OMGMaskDecoder(nn.Module):
         """Un-normalised class embeddings [B, Q, D] from normalised queries [B, Q, C], tube mask
         logits [B, Q, T, H, W] and mask features [B, T, C_mask, H, W]."""
         pooled = mask_pool(mask_features, mask_logits)
-        return self.cls_proj(self.mask_pooling_proj(pooled) + normed_queries)
+        return self.cls_proj(call_layer(self.mask_pooling_proj, pooled) + normed_queries)
 
     def _query_heads(self, queries: Tensor) -> Tuple[Tensor, Tensor]:
         """Normalised queries [B, Q, C] and their mask embeddings [B, Q, C_mask]."""
-        normed = self.decoder_norm(queries)
+        normed = call_layer(self.decoder_norm, queries)
         return normed, self.mask_embed(normed)
 
     def _prediction(
@@ -345,9 +360,15 @@ class OMGMaskDecoder(nn.Module):
     def _attn_mask(self, mask_embed: Tensor, level_mask_features: Tensor) -> Tensor:
         """Cross-attention mask [B, 1, Q, T*h*w] from mask embeddings [B, Q, C_mask] and the mask
         features resized to the attended level [B, T, C_mask, h, w]."""
-        with torch.no_grad():
-            logits = tube_mask_logits(mask_embed.detach(), level_mask_features)
-            return mask_logits_to_attn_mask(logits, self.attn_mask_threshold)
+        b, t, c, h, w = level_mask_features.shape
+        # mask_logits_to_attn_mask(tube_mask_logits(...)) without the [B, Q, T, h, w] layout
+        if mask_embed.requires_grad:
+            mask_embed = mask_embed.detach()
+        logits = torch.matmul(mask_embed.unsqueeze(1),
+                              level_mask_features.reshape(b, t, c, h * w))  # [B, T, Q, h*w]
+        if t > 1:
+            logits = logits.transpose(1, 2)  # tokens in (t, y, x) order
+        return _blocked_tokens(logits.reshape(b, 1, -1, t * h * w), self.attn_mask_threshold)
 
     # ------------------------------------------------------------------ forward
     def _memory(self, multi_scale_features: Sequence[Tensor], b: int, t: int):
@@ -475,22 +496,22 @@ class OMGMaskDecoder(nn.Module):
         with_aux = self.training if return_aux_outputs is None else bool(return_aux_outputs)
         aux_outputs = []
         normed, mask_embed = self._query_heads(output)
-        for i in range(self.num_layers):
+        layers = zip(self.transformer_cross_attention_layers,
+                     self.transformer_self_attention_layers, self.transformer_ffn_layers)
+        for i, (cross_attn, self_attn, ffn) in enumerate(layers):
             if with_aux:
                 aux_outputs.append(
                     self._prediction(normed, mask_embed, mask_features, text_embeddings)
                 )
             lvl = i % self.num_feature_levels
             attn_mask = self._attn_mask(mask_embed, level_mask_features[lvl])
-            output = self.transformer_cross_attention_layers[i](
+            output = cross_attn(
                 output, src[lvl], attn_mask=attn_mask, pos=pos[lvl], query_pos=query_pos,
                 key_value=None if memory.key_values is None else memory.key_values[i],
             )
-            output = self.transformer_self_attention_layers[i](
-                output, attn_mask=self_attn_mask, query_pos=query_pos,
-                independent=independent_queries,
-            )
-            output = self.transformer_ffn_layers[i](output)
+            output = self_attn(output, attn_mask=self_attn_mask, query_pos=query_pos,
+                               independent=independent_queries)
+            output = ffn(output)
             normed, mask_embed = self._query_heads(output)
 
         out = self._prediction(normed, mask_embed, mask_features, text_embeddings)
