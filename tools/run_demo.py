@@ -543,23 +543,18 @@ def main(argv=None):
     print("[demo] 4/4 pictures")
     vis_dir = os.path.join(cfg.OUTPUT_DIR, "vis")
     pictures = []
-    image_set = _first(test_names, "coco_panoptic_seg")
-    if image_set:
-        pictures += visualize_images(cfg, model, image_set, vis_dir, args.num_vis)
-    video_set = _first(test_names, "vps")
-    if video_set:
-        pictures += visualize_videos(cfg, model, video_set, vis_dir, args.num_vis_videos)
-    vos_set = _first(test_names, "davis")
-    if vos_set:
-        pictures += visualize_vos(cfg, model, vos_set, vis_dir, args.num_vis_videos)
-    prompt_set = _first(test_names, "coco_sam")
-    if prompt_set:
-        pictures += visualize_prompts(cfg, model, prompt_set, vis_dir, args.num_vis_videos)
-    for mode in ("point", "scribble"):
-        prompt_vos_set = _first(test_names, "davis", mode)
-        if prompt_vos_set:
-            pictures += visualize_vos(cfg, model, prompt_vos_set, vis_dir, args.num_vis_videos,
-                                      suffix=f"prompt_vos_{mode}")
+    # (evaluator type, VOS prompt mode, drawing, how many, extra arguments)
+    drawings = [
+        ("coco_panoptic_seg", "", visualize_images, args.num_vis, {}),
+        ("vps", "", visualize_videos, args.num_vis_videos, {}),
+        ("davis", "", visualize_vos, args.num_vis_videos, {}),
+        ("coco_sam", "", visualize_prompts, args.num_vis_videos, {}),
+    ] + [("davis", mode, visualize_vos, args.num_vis_videos, {"suffix": f"prompt_vos_{mode}"})
+         for mode in ("point", "scribble")]
+    for evaluator_type, vos_prompt, draw, count, extra in drawings:
+        name = _first(test_names, evaluator_type, vos_prompt)
+        if name:
+            pictures += draw(cfg, model, name, vis_dir, count, **extra)
     picture_seconds = time.time() - eval_start
 
     print()

@@ -133,9 +133,8 @@ def build_prompts(
         if pts.ndim != 2 or pts.shape[1] != 2:
             raise ValueError(f"points must be [N, 2] (x, y), got shape {pts.shape}")
         # all points checked at once; an error names the first bad one
-        if not (np.isfinite(pts).all() and (pts >= 0).all() and (pts <= (w, h)).all()):
-            ok = np.isfinite(pts).all(axis=1) & (pts >= 0).all(axis=1) & (pts <= (w, h)).all(
-                axis=1)
+        ok = np.isfinite(pts).all(axis=1) & (pts >= 0).all(axis=1) & (pts <= (w, h)).all(axis=1)
+        if not ok.all():
             i = int(np.argmin(ok))
             _check_finite(pts[i], f"points[{i}]", "point")
             _check_inside(pts[i][None], original_size, f"points[{i}]", "point")

@@ -27,7 +27,7 @@ import torch
 from ..modeling.prompts import (
     class_labels,
     output_mask_probs,
-    prompt_masks,
+    prompt_results,
     query_class_embeddings,
     referring_masks,
     referring_selection,
@@ -195,19 +195,20 @@ class PromptPredictor:
                                 scribble_width=scribble_width)
         outputs, vocab = self._decode(prompts)
         n = len(prompts)
-        with torch.inference_mode():  # prompt_instances' fields, without the Instances
-            masks, scores = prompt_masks(outputs["pred_masks"][0, :n, 0], self._padded_size,
-                                         self._input_size, self._original_size)
-            ids, label_scores = class_labels(outputs["pred_logits"][0, :n])
-            objectness = outputs["pred_objectness"][0, :n, 0].float().sigmoid()
-        ids = ids.numpy(force=True)  # force: copied from the device when not on the CPU
+        with torch.inference_mode():
+            res = prompt_results(
+                outputs["pred_logits"][0, :n], outputs["pred_masks"][0, :n, 0],
+                outputs["pred_objectness"][0, :n], self._padded_size, self._input_size,
+                self._original_size,
+            )
+        ids = res.pred_classes.numpy(force=True)  # force: copied from the device if not CPU
         return PromptResult(
-            masks=masks.numpy(force=True),
-            scores=scores.numpy(force=True),
-            objectness=objectness.numpy(force=True),
+            masks=res.pred_masks.numpy(force=True),
+            scores=res.scores.numpy(force=True),
+            objectness=res.objectness.numpy(force=True),
             labels=[vocab.names[i] for i in ids],
             label_ids=ids,
-            label_scores=label_scores.numpy(force=True),
+            label_scores=res.class_scores.numpy(force=True),
             kinds=list(prompts.kinds),
         )
 

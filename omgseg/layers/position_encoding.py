@@ -3,37 +3,33 @@
 Shape shorthand: N = batch (frames folded in where noted), T = frames, C = channels,
 H, W = feature height and width.
 """
-import functools
 import math
 from typing import Optional
 
 import torch
 from torch import nn
 
+from .constants import cached_constant
+
 __all__ = ["PositionEmbeddingSine", "PositionEmbeddingSine3D", "coordinate_to_encoding"]
 
 
-@functools.lru_cache(maxsize=64)
+@cached_constant
 def _wavelengths(num_pairs: int, temperature: float, device: torch.device) -> torch.Tensor:
     """[num_pairs] ``temperature ** (2 * i / (2 * num_pairs))``, the wavelength of each sin/cos
-    feature pair; built once per setting (a normal tensor even when first asked for inside
-    ``inference_mode``; never written to)."""
-    with torch.inference_mode(False):
-        i = torch.arange(num_pairs, dtype=torch.float32, device=device)
-        return temperature ** (2 * i / (2 * num_pairs))
+    feature pair."""
+    i = torch.arange(num_pairs, dtype=torch.float32, device=device)
+    return temperature ** (2 * i / (2 * num_pairs))
 
 
-def _sine_features(
-    coord: torch.Tensor, num_feats: int, temperature: float, flatten_from: int = -1
-) -> torch.Tensor:
+def _sine_features(coord: torch.Tensor, num_feats: int, temperature: float) -> torch.Tensor:
     """Encode ``coord`` (any shape [...]) as [..., num_feats] interleaved sin/cos features:
     features 2i and 2i + 1 are the sin and cos of ``coord / temperature ** (2i / num_feats)``
-    (DETR's; num_feats even). ``flatten_from=-2`` also folds the last dimension of ``coord``
-    into the features ([..., n] -> [..., n * num_feats])."""
+    (DETR's; num_feats even)."""
     if num_feats % 2:
         raise ValueError(f"num_feats must be even (sin/cos pairs), got {num_feats}")
     pos = coord[..., None] / _wavelengths(num_feats // 2, float(temperature), coord.device)
-    return torch.stack((pos.sin(), pos.cos()), dim=-1).flatten(flatten_from - 1)
+    return torch.stack((pos.sin(), pos.cos()), dim=-1).flatten(-2)
 
 
 class PositionEmbeddingSine(nn.Module):
@@ -112,11 +108,10 @@ class PositionEmbeddingSine3D(nn.Module):
         return pos.permute(0, 1, 4, 2, 3).to(x.dtype)
 
 
-@functools.lru_cache(maxsize=16)
+@cached_constant
 def _yx_order(size: int, device: torch.device) -> torch.Tensor:
-    """Index of (y, x[, w, h]) in (x, y[, w, h]) coordinates (a normal tensor, built once)."""
-    with torch.inference_mode(False):
-        return torch.tensor([1, 0, 2, 3][:size], device=device)
+    """Index of (y, x[, w, h]) in (x, y[, w, h]) coordinates."""
+    return torch.tensor([1, 0, 2, 3][:size], device=device)
 
 
 def coordinate_to_encoding(
@@ -130,5 +125,4 @@ def coordinate_to_encoding(
     coords = boxes_cxcywh.to(torch.float32) * (2 * math.pi)
     order = _yx_order(boxes_cxcywh.shape[-1], coords.device)  # (y, x[, w, h])
     # all coordinates in one pass: [..., 4, num_feats] -> [..., 4 * num_feats]
-    return _sine_features(coords.index_select(-1, order), num_feats, temperature,
-                          flatten_from=-2)
+    return _sine_features(coords.index_select(-1, order), num_feats, temperature).flatten(-2)

@@ -503,8 +503,8 @@ def test_independent_queries_refuse_a_mask():
 
 @pytest.mark.parametrize("threshold", [0.5, 0.7, 1.0])
 def test_attention_mask_of_a_layer_equals_the_tube_rule(threshold):
-    """The decoder's layer masks (computed without the [B, Q, T, h, w] layout, against the logit
-    of the threshold) equal ``mask_logits_to_attn_mask(tube_mask_logits(...))``."""
+    """The decoder's layer masks (at the attended level's size, against the logit of the
+    threshold) equal ``mask_logits_to_attn_mask(tube_mask_logits(...))``, detached."""
     dec = make_decoder(attn_mask_threshold=threshold)
     g = torch.Generator().manual_seed(5)
     embed = torch.randn(2, QUERIES, MASK_DIM, generator=g, requires_grad=True)

@@ -10,11 +10,12 @@ from .encoder import (
     pool_region_features,
 )
 from .postprocess import (
+    PromptFields,
     class_labels,
     mask_quality,
     output_mask_probs,
     prompt_instances,
-    prompt_masks,
+    prompt_results,
 )
 from .referring import (
     ReferringMatches,
@@ -36,8 +37,9 @@ __all__ = [
     "class_labels",
     "mask_quality",
     "output_mask_probs",
+    "PromptFields",
     "prompt_instances",
-    "prompt_masks",
+    "prompt_results",
     "ReferringMatches",
     "best_f1_threshold",
     "query_class_embeddings",

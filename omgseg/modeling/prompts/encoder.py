@@ -22,7 +22,6 @@ fewer prompts are padded with inert queries (``valid`` False).
 Shape shorthand: B images, P prompts (padded), C decoder width, C_m mask-feature channels,
 H x W padded input, h x w = mask-feature size (H/4 x W/4).
 """
-import functools
 from typing import NamedTuple, Optional, Sequence, Tuple
 
 import torch
@@ -30,6 +29,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from ...data.prompts import Prompts
+from ...layers.constants import cached_constant
 from ...layers.direct_call import call_layer
 from ..transformer_decoder.omg_decoder import identity_self_attn_mask
 
@@ -69,14 +69,12 @@ def normalized_cxcywh(boxes_xyxy: Tensor, image_size: Tuple[int, int]) -> Tensor
     return (boxes_xyxy @ to_cxcywh).clamp(0.0, 1.0)
 
 
-@functools.lru_cache(maxsize=64)
+@cached_constant
 def _cxcywh_matrix(h: int, w: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """[4, 4] M with ``xyxy @ M = (cx / W, cy / H, w / W, h / H)``; built once per image size
-    (a normal tensor even when first asked for inside ``inference_mode``; never written to)."""
-    with torch.inference_mode(False):
-        return torch.tensor([[0.5 / w, 0, -1 / w, 0], [0, 0.5 / h, 0, -1 / h],
-                             [0.5 / w, 0, 1 / w, 0], [0, 0.5 / h, 0, 1 / h]],
-                            dtype=dtype, device=device)
+    """[4, 4] M with ``xyxy @ M = (cx / W, cy / H, w / W, h / H)``."""
+    return torch.tensor([[0.5 / w, 0, -1 / w, 0], [0, 0.5 / h, 0, -1 / h],
+                         [0.5 / w, 0, 1 / w, 0], [0, 0.5 / h, 0, 1 / h]],
+                        dtype=dtype, device=device)
 
 
 def jitter_boxes(
@@ -117,13 +115,11 @@ def pool_region_features(mask_features: Tensor, regions: Tensor) -> Tensor:
     return pooled / weights.sum(1, keepdim=True).clamp(min=1e-8)
 
 
-@functools.lru_cache(maxsize=64)
+@cached_constant
 def _cell_edges(n: int, dtype: torch.dtype, device: torch.device) -> Tuple[Tensor, Tensor]:
-    """([n] starts 0..n-1, [n] ends 1..n) of unit cells; built once (normal tensors even when
-    first asked for inside ``inference_mode``; never written to)."""
-    with torch.inference_mode(False):
-        edges = torch.arange(n + 1, dtype=dtype, device=device)
-        return edges[:-1], edges[1:]
+    """([n] starts 0..n-1, [n] ends 1..n) of unit cells."""
+    edges = torch.arange(n + 1, dtype=dtype, device=device)
+    return edges[:-1], edges[1:]
 
 
 def pool_box_features(mask_features: Tensor, boxes_xyxy: Tensor, stride: float) -> Tensor:

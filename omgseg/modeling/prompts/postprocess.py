@@ -12,7 +12,7 @@ the objectness probability, and an open-vocabulary label with its score.
   trained answer for them); the classifier is the same mask-pooled CLIP-text classifier as for
   semantic queries.
 """
-from typing import Tuple
+from typing import NamedTuple, Tuple
 
 import torch
 from torch import Tensor
@@ -21,7 +21,14 @@ from torch.nn import functional as F
 from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import Instances
 
-__all__ = ["prompt_instances", "prompt_masks", "class_labels", "mask_quality", "output_mask_probs"]
+__all__ = [
+    "PromptFields",
+    "prompt_instances",
+    "prompt_results",
+    "class_labels",
+    "mask_quality",
+    "output_mask_probs",
+]
 
 # Masks resized to the output size per chunk of this many prompts (bounds memory).
 _CHUNK = 16
@@ -70,15 +77,14 @@ def output_mask_probs(
                                int(output_size[1])).sigmoid_()
 
 
-def prompt_masks(
+def _prompt_masks(
     mask_logits: Tensor,
     padded_size: Tuple[int, int],
     image_size: Tuple[int, int],
     output_size: Tuple[int, int],
 ) -> Tuple[Tensor, Tensor]:
     """(bool masks [P, height, width] = probability > 0.5 at the original size, their quality
-    [P] (:func:`mask_quality`)) from ``mask_logits`` [P, h, w] (arguments as
-    :func:`prompt_instances`); resized in chunks of 16 prompts to bound memory."""
+    [P] (:func:`mask_quality`)); resized in chunks of 16 prompts to bound memory."""
     p = mask_logits.shape[0]
     height, width = int(output_size[0]), int(output_size[1])
     if p <= _CHUNK:
@@ -92,6 +98,39 @@ def prompt_masks(
     return masks, quality
 
 
+class PromptFields(NamedTuple):
+    """Per-prompt results of one image, in prompt order (the fields of
+    :func:`prompt_instances`)."""
+
+    pred_masks: Tensor  # bool [P, height, width]
+    scores: Tensor  # [P] mask quality
+    objectness: Tensor  # [P] probability
+    pred_classes: Tensor  # long [P]
+    class_scores: Tensor  # [P]
+
+
+def prompt_results(
+    mask_cls: Tensor,
+    mask_logits: Tensor,
+    objectness: Tensor,
+    padded_size: Tuple[int, int],
+    image_size: Tuple[int, int],
+    output_size: Tuple[int, int],
+) -> PromptFields:
+    """Per-prompt results of one image.
+
+    Args:
+        mask_cls: [P, K+1] class logits; mask_logits: [P, h, w] at mask-feature resolution of
+            the padded input of ``padded_size``; objectness: [P, 1] logits.
+        image_size: (H, W) of the image inside the padded input.
+        output_size: (height, width) of the original image.
+    """
+    masks, quality = _prompt_masks(mask_logits, padded_size, image_size, output_size)
+    labels, label_scores = class_labels(mask_cls)
+    return PromptFields(masks, quality, objectness.reshape(-1).float().sigmoid(), labels,
+                        label_scores)
+
+
 def prompt_instances(
     mask_cls: Tensor,
     mask_logits: Tensor,
@@ -100,25 +139,10 @@ def prompt_instances(
     image_size: Tuple[int, int],
     output_size: Tuple[int, int],
 ) -> Instances:
-    """Per-prompt results of one image.
-
-    Args:
-        mask_cls: [P, K+1] class logits; mask_logits: [P, h, w] at mask-feature resolution of
-            the padded input of ``padded_size``; objectness: [P, 1] logits.
-        image_size: (H, W) of the image inside the padded input.
-        output_size: (height, width) of the original image.
-
-    Returns:
-        ``Instances(image_size=output_size)`` in prompt order with ``pred_masks`` bool
-        [P, height, width], ``scores``, ``objectness``, ``pred_classes`` and ``class_scores``
-        (boxes of the masks: ``BitMasks(pred_masks).get_bounding_boxes()`` when needed).
-    """
-    masks, quality = prompt_masks(mask_logits, padded_size, image_size, output_size)
-    labels, label_scores = class_labels(mask_cls)
-    out = Instances((int(output_size[0]), int(output_size[1])))
-    out.pred_masks = masks
-    out.scores = quality
-    out.objectness = objectness.reshape(-1).float().sigmoid()
-    out.pred_classes = labels
-    out.class_scores = label_scores
-    return out
+    """:func:`prompt_results` (same arguments) as ``Instances(image_size=output_size)`` in prompt
+    order with ``pred_masks`` bool [P, height, width], ``scores``, ``objectness``,
+    ``pred_classes`` and ``class_scores`` (boxes of the masks:
+    ``BitMasks(pred_masks).get_bounding_boxes()`` when needed)."""
+    fields = prompt_results(mask_cls, mask_logits, objectness, padded_size, image_size,
+                            output_size)
+    return Instances((int(output_size[0]), int(output_size[1])), **fields._asdict())

@@ -8,6 +8,7 @@ Shape shorthand: B = clips, T = frames per clip, N = B * T frames, Q = queries, 
 K = classes, S = synonym slots per class, D = CLIP text dimension, C = hidden width,
 h x w = a memory level's size, H x W = mask-feature size.
 """
+import functools
 import math
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -124,12 +125,7 @@ def mask_logits_to_attn_mask(mask_logits: Tensor, threshold: float = 0.5) -> Ten
         with every token blocked are unblocked.
     """
     b, q = mask_logits.shape[:2]
-    return _blocked_tokens(mask_logits.detach().reshape(b, 1, q, -1), threshold)
-
-
-def _blocked_tokens(logits: Tensor, threshold: float) -> Tensor:
-    """bool mask ``sigmoid(logits) < threshold`` of logits [..., Q, L], rows with every token
-    blocked unblocked."""
+    logits = mask_logits.detach().reshape(b, 1, q, -1)
     if 0.0 < threshold < 1.0:  # sigmoid(x) < t  <=>  x < logit(t): no sigmoid pass
         blocked = logits < math.log(threshold / (1.0 - threshold))
     else:
@@ -152,13 +148,10 @@ def mask_pool(features: Tensor, mask_logits: Tensor) -> Tensor:
     area = m.flatten(2).sum(-1, keepdim=True)
     # Per frame [B, Q, H*W] @ [B, H*W, C]; the transposed features are a view (BLAS reads them
     # transposed) instead of the copy an einsum makes.
-    if t == 1:
-        pooled = torch.matmul(m.reshape(b, -1, h * w),
-                              features.reshape(b, c, h * w).transpose(1, 2))
-    else:
-        pooled = sum(torch.matmul(m[:, :, f].reshape(b, -1, h * w),
-                                  features[:, f].reshape(b, c, h * w).transpose(1, 2))
-                     for f in range(t))
+    pooled = functools.reduce(torch.add, (
+        torch.matmul(m[:, :, f].reshape(b, -1, h * w),
+                     features[:, f].reshape(b, c, h * w).transpose(1, 2))
+        for f in range(t)))
     return pooled / (area + 1e-8)
 
 
@@ -360,15 +353,8 @@ class OMGMaskDecoder(nn.Module):
     def _attn_mask(self, mask_embed: Tensor, level_mask_features: Tensor) -> Tensor:
         """Cross-attention mask [B, 1, Q, T*h*w] from mask embeddings [B, Q, C_mask] and the mask
         features resized to the attended level [B, T, C_mask, h, w]."""
-        b, t, c, h, w = level_mask_features.shape
-        # mask_logits_to_attn_mask(tube_mask_logits(...)) without the [B, Q, T, h, w] layout
-        if mask_embed.requires_grad:
-            mask_embed = mask_embed.detach()
-        logits = torch.matmul(mask_embed.unsqueeze(1),
-                              level_mask_features.reshape(b, t, c, h * w))  # [B, T, Q, h*w]
-        if t > 1:
-            logits = logits.transpose(1, 2)  # tokens in (t, y, x) order
-        return _blocked_tokens(logits.reshape(b, 1, -1, t * h * w), self.attn_mask_threshold)
+        logits = tube_mask_logits(mask_embed.detach(), level_mask_features)
+        return mask_logits_to_attn_mask(logits, self.attn_mask_threshold)
 
     # ------------------------------------------------------------------ forward
     def _memory(self, multi_scale_features: Sequence[Tensor], b: int, t: int):
