@@ -186,11 +186,12 @@ class OMGSeg(nn.Module):
     def text_embeddings(self, names: Sequence[str]) -> torch.Tensor:
         """CLIP text embeddings [K, S, D] of ``names`` on the model's device, from the model's one
         text cache (memory, then disk, then the text tower). Read-only."""
+        backbone = self.backbone
         return self.text_cache.get(
             list(names),
-            model_key=self.backbone.model_key,
-            encode_text=self.backbone.encode_text,
-            tokenizer=self.backbone.tokenizer,
+            model_key=backbone.model_key,
+            encode_text=backbone.encode_text,
+            tokenizer=backbone.tokenizer,
             batch_size=self.text_batch_size,
             device=self.device,
         )

@@ -428,9 +428,10 @@ def test_prompt_path_equals_previous_algorithm():
     _assert_same_prediction(out, ref)
 
 
-def test_multi_head_attention_matches_module_with_per_head_or_shared_mask():
+@pytest.mark.parametrize("bias", [True, False])
+def test_multi_head_attention_matches_module_with_per_head_or_shared_mask(bias):
     torch.manual_seed(0)
-    attn = nn.MultiheadAttention(16, 4, batch_first=True).eval()
+    attn = nn.MultiheadAttention(16, 4, bias=bias, batch_first=True).eval()
     q, k, v = torch.randn(2, 5, 16), torch.randn(2, 7, 16), torch.randn(2, 7, 16)
     shared = torch.rand(2, 1, 5, 7) < 0.5
     shared[..., 0] = False  # no fully blocked row

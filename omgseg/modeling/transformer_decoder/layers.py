@@ -40,14 +40,37 @@ def _split_heads(x: Tensor, heads: int) -> Tensor:
     return x.view(b, n, heads, c // heads).transpose(1, 2)
 
 
+class _AttentionParams(NamedTuple):
+    in_weight: Tensor  # [3C, C]: q, k, v rows
+    in_bias: Optional[Tensor]  # [3C]
+    out_weight: Tensor  # [C, C]
+    out_bias: Optional[Tensor]  # [C]
+
+
+def _attention_params(attn: nn.MultiheadAttention) -> _AttentionParams:
+    """The projection parameters of ``attn``, read from ``_parameters`` as ``call_layer`` does
+    (each ``Module.__getattr__`` fallback costs about 0.5 us; a re-prompt reads these a dozen
+    times)."""
+    params, out_params = attn._parameters, attn._modules["out_proj"]._parameters
+    return _AttentionParams(params["in_proj_weight"], params["in_proj_bias"],
+                            out_params["weight"], out_params["bias"])
+
+
+def _in_projection(params: _AttentionParams, x: Tensor, index: int) -> Tensor:
+    """``x`` [..., C] through the ``index``-th (0 = q, 1 = k, 2 = v) input projection."""
+    c = x.shape[-1]
+    rows = slice(index * c, (index + 1) * c)
+    bias = None if params.in_bias is None else params.in_bias[rows]
+    return F.linear(x, params.in_weight[rows], bias)
+
+
 def project_key_value(attn: nn.MultiheadAttention, key: Tensor, value: Tensor) -> KeyValue:
     """The key and value projections of ``attn`` on ``key`` / ``value`` [B, L, C], split into
     heads: ([B, heads, L, C / heads], same). Memory tokens are fixed while queries change, so
     these can be computed once per image and reused by every query set."""
-    weights = attn.in_proj_weight.chunk(3)
-    biases = (None,) * 3 if attn.in_proj_bias is None else attn.in_proj_bias.chunk(3)
-    k = _split_heads(F.linear(key, weights[1], biases[1]), attn.num_heads)
-    return KeyValue(k, _split_heads(F.linear(value, weights[2], biases[2]), attn.num_heads))
+    params = _attention_params(attn)
+    k = _split_heads(_in_projection(params, key, 1), attn.num_heads)
+    return KeyValue(k, _split_heads(_in_projection(params, value, 2), attn.num_heads))
 
 
 def multi_head_attention(
@@ -80,9 +103,8 @@ def multi_head_attention(
     heads = attn.num_heads
     if key_value is None:
         key_value = project_key_value(attn, key, value)
-    in_bias = attn.in_proj_bias
-    q = _split_heads(F.linear(query, attn.in_proj_weight[:c],
-                              None if in_bias is None else in_bias[:c]), heads)
+    params = _attention_params(attn)
+    q = _split_heads(_in_projection(params, query, 0), heads)
 
     mask = None
     if blocked is not None:
@@ -97,8 +119,7 @@ def multi_head_attention(
         dropout_p=attn.dropout if attn.training else 0.0,
     )
     # the projection's parameters, not the module: as nn.MultiheadAttention does
-    out_proj = attn.out_proj
-    return F.linear(out.transpose(1, 2).reshape(b, q_len, c), out_proj.weight, out_proj.bias)
+    return F.linear(out.transpose(1, 2).reshape(b, q_len, c), params.out_weight, params.out_bias)
 
 
 def _with_pos(x: Tensor, pos: Optional[Tensor]) -> Tensor:
@@ -186,13 +207,8 @@ class SelfAttentionLayer(_AttentionLayer):
         if attn_mask is not None:
             raise ValueError("independent self-attention takes no attn_mask")
         x = call_layer(self.norm, tgt) if self.normalize_before else tgt
-        c = x.shape[-1]
-        attn = self.attn
-        in_bias = attn.in_proj_bias
-        value = F.linear(x, attn.in_proj_weight[2 * c:],
-                         None if in_bias is None else in_bias[2 * c:])
-        out_proj = attn.out_proj
-        out = F.linear(value, out_proj.weight, out_proj.bias)
+        params = _attention_params(self.attn)
+        out = F.linear(_in_projection(params, x, 2), params.out_weight, params.out_bias)
         tgt = tgt + _dropout(self.dropout, out)
         return tgt if self.normalize_before else call_layer(self.norm, tgt)
 
@@ -248,10 +264,11 @@ class FFNLayer(nn.Module):
         _xavier_init(self)
 
     def forward(self, tgt: Tensor) -> Tensor:
-        x = call_layer(self.norm, tgt) if self.normalize_before else tgt
-        x = call_layer(self.linear2, _dropout(self.dropout, F.relu(call_layer(self.linear1, x))))
-        tgt = tgt + _dropout(self.dropout, x)
-        return tgt if self.normalize_before else call_layer(self.norm, tgt)
+        norm, dropout = self.norm, self.dropout
+        x = call_layer(norm, tgt) if self.normalize_before else tgt
+        x = call_layer(self.linear2, _dropout(dropout, F.relu(call_layer(self.linear1, x))))
+        tgt = tgt + _dropout(dropout, x)
+        return tgt if self.normalize_before else call_layer(norm, tgt)
 
 
 class MLP(nn.Module):
@@ -266,8 +283,9 @@ class MLP(nn.Module):
         self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(dims_in, dims_out))
 
     def forward(self, x: Tensor) -> Tensor:
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
+        layers = self.layers
+        last = len(layers) - 1
+        for i, layer in enumerate(layers):
             x = call_layer(layer, x)
             if i < last:
                 x = F.relu(x)
