@@ -21,6 +21,7 @@ first re-prompt, still warming caches). Prints a README-ready Markdown table.
     .venv/bin/python tools/benchmark_prompts.py                      # tiny + ConvNeXt-L
     .venv/bin/python tools/benchmark_prompts.py --models tiny --repeats 50
     .venv/bin/python tools/benchmark_prompts.py --threads 1          # steadier on a shared box
+    python tools/benchmark_prompts.py --device cuda                  # on a GPU (synchronised)
 """
 import argparse
 import os
@@ -38,12 +39,12 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = {
     # name: (config file, overrides, default image size H x W, vocabulary size)
     "tiny": ("configs/omg_tiny_synthetic.yaml", [], (192, 192)),
-    "convnext_large": ("configs/omg_convnext_large.yaml",
-                       ["MODEL.OMG.CLIP.PRETRAINED", "", "MODEL.DEVICE", "cpu"], (480, 640)),
+    "convnext_large": ("configs/omg_convnext_large.yaml", ["MODEL.OMG.CLIP.PRETRAINED", ""],
+                       (480, 640)),
 }
 
 
-def build(name: str, cache_dir: str, vocabulary: List[str]):
+def build(name: str, cache_dir: str, vocabulary: List[str], device: str = "cpu"):
     from detectron2.config import get_cfg
     from detectron2.modeling import build_model
 
@@ -54,19 +55,26 @@ def build(name: str, cache_dir: str, vocabulary: List[str]):
     cfg = get_cfg()
     add_omgseg_config(cfg)
     cfg.merge_from_file(os.path.join(REPO_ROOT, config))
-    cfg.merge_from_list(overrides + ["MODEL.OMG.CLIP.TEXT_CACHE_DIR", cache_dir,
-                                     "DATASETS.TEST", "()", "DATASETS.TRAIN", "()"])
+    cfg.merge_from_list(overrides + ["MODEL.OMG.CLIP.TEXT_CACHE_DIR", cache_dir, "MODEL.DEVICE",
+                                     device, "DATASETS.TEST", "()", "DATASETS.TRAIN", "()"])
     model = build_model(cfg).eval()
     predictor = PromptPredictor(cfg, input_format="RGB", model=model)
     predictor.set_vocabulary(vocabulary)
     return cfg, model, predictor
 
 
+def _synchronize() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()  # GPU work is asynchronous: time it to its end
+
+
 def median_ms(fn: Callable[[], object], repeats: int) -> float:
     times = []
     for _ in range(repeats):
+        _synchronize()
         t0 = time.perf_counter()
         fn()
+        _synchronize()
         times.append((time.perf_counter() - t0) * 1000.0)
     return statistics.median(times)
 
@@ -84,12 +92,13 @@ def mixed_prompts(h: int, w: int) -> Dict:
     )
 
 
-def run(name: str, size, repeats: int, clicks: int, cache_dir: str) -> Dict[str, float]:
+def run(name: str, size, repeats: int, clicks: int, cache_dir: str,
+        device: str = "cpu") -> Dict[str, float]:
     from detectron2.data import transforms as T
 
     vocabulary = ["person", "car", "dog", "cat", "tree", "sky", "road", "grass", "building",
                   "water"]
-    cfg, model, predictor = build(name, cache_dir, vocabulary)
+    cfg, model, predictor = build(name, cache_dir, vocabulary, device)
     h, w = size
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
@@ -134,6 +143,7 @@ def main(argv=None) -> int:
     parser.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"),
                         help="original image size (default per model)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--device", default="cpu", help="MODEL.DEVICE: cpu (default) or cuda")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -142,10 +152,11 @@ def main(argv=None) -> int:
         for name in args.models:
             size = tuple(args.image_size) if args.image_size else MODELS[name][2]
             repeats = args.repeats or (30 if name == "tiny" else 3)
-            r = run(name, size, repeats, max(1, args.clicks), cache_dir)
+            r = run(name, size, repeats, max(1, args.clicks), cache_dir, args.device)
             rows.append((name, r, repeats))
             print(f"[{name}] {r}", flush=True)
-    print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, CPU, batch 1, "
+    where = "CPU" if args.device == "cpu" else torch.cuda.get_device_name(args.device)
+    print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, {where}, batch 1, "
           f"median of interleaved runs; load average {os.getloadavg()[0]:.1f}\n")
     print("| model | input (original -> resized) | full forward (ms) | set_image (ms) | "
           "first prompt (ms) | re-prompt, 1 point (ms) | second click (ms) | 10 prompts (ms) | "

@@ -13,7 +13,12 @@ from omgseg.modeling.transformer_decoder import (
     tube_mask_logits,
     unblock_fully_masked_rows,
 )
-from omgseg.modeling.transformer_decoder.layers import multi_head_attention
+from omgseg.modeling.transformer_decoder import layers as layers_module
+from omgseg.modeling.transformer_decoder.layers import (
+    MATH_ATTENTION_MAX_SCORES,
+    multi_head_attention,
+    uses_math_attention,
+)
 
 HIDDEN, HEADS, LAYERS, QUERIES, TEXT_DIM, MASK_DIM = 32, 2, 3, 5, 16, 32
 LEVEL_SIZES = [(2, 3), (4, 6), (8, 12)]  # strides 32, 16, 8 (coarsest first)
@@ -445,6 +450,40 @@ def test_multi_head_attention_matches_module_with_per_head_or_shared_mask(bias):
     assert not torch.allclose(want, unmasked)
 
 
+def test_math_attention_only_for_small_cuda_score_tensors():
+    assert uses_math_attention("cuda", 1 * 8 * 1 * 13600)  # a re-prompt on ConvNeXt-L
+    assert uses_math_attention("cuda", MATH_ATTENTION_MAX_SCORES)
+    assert not uses_math_attention("cuda", MATH_ATTENTION_MAX_SCORES + 1)
+    assert not uses_math_attention("cpu", 1)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_math_attention_path_matches_the_default_kernel(monkeypatch, training):
+    """The path CUDA takes for few queries gives the default kernel's values and gradients
+    (checked on CPU, where both exist, by forcing the choice)."""
+    torch.manual_seed(0)
+    attn = nn.MultiheadAttention(16, 4, batch_first=True)
+    q, k, v = torch.randn(2, 3, 16), torch.randn(2, 40, 16), torch.randn(2, 40, 16)
+    blocked = torch.rand(2, 1, 3, 40) < 0.5
+    blocked[..., 0] = False
+
+    def run(force_math):
+        monkeypatch.setattr(layers_module, "uses_math_attention", lambda *a: force_math)
+        attn.zero_grad()
+        with torch.set_grad_enabled(training):
+            out = multi_head_attention(attn, q, k, v, blocked)
+        if not training:
+            return out, None
+        (out * torch.arange(out.numel()).view_as(out)).sum().backward()
+        return out.detach(), attn.in_proj_weight.grad.clone()
+
+    default, default_grad = run(False)
+    math_out, math_grad = run(True)
+    torch.testing.assert_close(math_out, default)
+    if training:
+        torch.testing.assert_close(math_grad, default_grad)
+
+
 def test_resize_then_dot_equals_dot_then_resize():
     """Bilinear resizing is linear: attention masks can be computed at the attended size."""
     g = torch.Generator().manual_seed(8)
@@ -512,7 +551,8 @@ def test_attention_mask_of_a_layer_equals_the_tube_rule(threshold):
     for t in (1, 3):
         level = torch.randn(2, t, MASK_DIM, 4, 5, generator=g)
         level[:, :, :, 0] = 0.0  # logits exactly 0 on a row: sigmoid 0.5, the boundary
-        got = dec._attn_mask(embed, level)
+        tokens = level.transpose(1, 2).flatten(2)  # DecoderMemory's layout [B, C, T*h*w]
+        got = dec._attn_mask(embed, tokens)
         want = mask_logits_to_attn_mask(tube_mask_logits(embed, level), threshold)
         assert got.shape == (2, 1, QUERIES, t * 20) and not got.requires_grad
         assert torch.equal(got, want)

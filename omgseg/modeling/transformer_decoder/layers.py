@@ -9,10 +9,12 @@ it through ``multi_head_attention``.
 Shape shorthand: B = batch (clips), Q = queries, L = memory tokens (T * h * w), C = width,
 heads = attention heads. Boolean attention masks use PyTorch's convention: True = blocked.
 """
+import contextlib
 from typing import NamedTuple, Optional
 
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ...layers.direct_call import call_layer
 
@@ -24,7 +26,12 @@ __all__ = [
     "KeyValue",
     "multi_head_attention",
     "project_key_value",
+    "uses_math_attention",
 ]
+
+# Largest [B, heads, Q, L] score tensor for which CUDA attention takes the math path, 2^24 scores
+# (64 MiB in fp32): see ``uses_math_attention``.
+MATH_ATTENTION_MAX_SCORES = 1 << 24
 
 
 class KeyValue(NamedTuple):
@@ -111,15 +118,40 @@ def multi_head_attention(
         if blocked.dim() == 3:
             blocked = blocked.view(b, heads, q_len, blocked.shape[-1])
         mask = ~blocked  # scaled_dot_product_attention's bool masks mark what takes part
-    out = F.scaled_dot_product_attention(
-        q,
-        key_value.key,
-        key_value.value,
-        attn_mask=mask,
-        dropout_p=attn.dropout if attn.training else 0.0,
-    )
+    with _attention_backend(q, key_value.key.shape[-2]):
+        out = F.scaled_dot_product_attention(
+            q,
+            key_value.key,
+            key_value.value,
+            attn_mask=mask,
+            dropout_p=attn.dropout if attn.training else 0.0,
+        )
     # the projection's parameters, not the module: as nn.MultiheadAttention does
     return F.linear(out.transpose(1, 2).reshape(b, q_len, c), params.out_weight, params.out_bias)
+
+
+def uses_math_attention(device_type: str, num_scores: int) -> bool:
+    """Whether attention with ``num_scores`` = B * heads * Q * L scores on ``device_type`` runs
+    through PyTorch's math path (two batched products and a softmax) instead of the default
+    kernel.
+
+    On CUDA the default kernel for a masked attention (memory-efficient attention) spreads its
+    work over query blocks and heads only, so a handful of queries against a long memory leaves
+    the GPU idle. Measured on an H200 (fp32, 8 heads, bool mask): 1 query x 13600 keys 1.38 ms
+    against 0.13 ms through the math path, 100 queries 1.52 against 0.74 ms, 300 queries (a
+    ConvNeXt-L forward) 1.59 against 1.06 ms. The math path keeps the scores (for backward too),
+    so it is taken only up to ``MATH_ATTENTION_MAX_SCORES``: re-prompts, prompt training and
+    inference of a single image, not a training batch of clips. CPU kernels are not affected.
+    """
+    return device_type == "cuda" and num_scores <= MATH_ATTENTION_MAX_SCORES
+
+
+def _attention_backend(q: Tensor, num_keys: int):
+    """``sdpa_kernel(MATH)`` where :func:`uses_math_attention` says so, else a no-op context."""
+    b, heads, q_len, _ = q.shape
+    if uses_math_attention(q.device.type, b * heads * q_len * num_keys):
+        return sdpa_kernel(SDPBackend.MATH)
+    return contextlib.nullcontext()
 
 
 def _with_pos(x: Tensor, pos: Optional[Tensor]) -> Tensor:

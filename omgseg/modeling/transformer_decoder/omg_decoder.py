@@ -42,9 +42,11 @@ class DecoderMemory(NamedTuple):
 
     ``src`` / ``pos``: 3 levels of memory tokens and their 3D sine positions [B, T*h*w, C];
     ``sizes``: the (h, w) of each level; ``mask_features``: [B, T, C_mask, H, W];
-    ``level_mask_features``: the mask features resized to each level [B, T, C_mask, h, w]
-    (attention masks only, no grad); ``num_frames``: T; ``key_values``: per decoder layer, the
-    projected keys / values of the level it attends to (they do not depend on the queries).
+    ``level_mask_features``: the mask features resized to each level and laid out like its
+    memory tokens, [B, C_mask, T*h*w] in (t, y, x) order (attention masks only, no grad): one
+    product with the mask embeddings gives a layer's mask logits; ``num_frames``: T;
+    ``key_values``: per decoder layer, the projected keys / values of the level it attends to
+    (they do not depend on the queries).
     """
 
     src: List[Tensor]
@@ -117,7 +119,8 @@ def mask_logits_to_attn_mask(mask_logits: Tensor, threshold: float = 0.5) -> Ten
     """Cross-attention mask of the next decoder layer from tube mask logits at its memory size.
 
     Args:
-        mask_logits: [B, Q, T, h, w] mask logits at the (h, w) of the memory level attended to.
+        mask_logits: [B, Q, T, h, w] mask logits at the (h, w) of the memory level attended to,
+            or the same flattened to [B, Q, T*h*w].
         threshold: a token is blocked where sigmoid(logit) < threshold.
 
     Returns:
@@ -350,10 +353,11 @@ class OMGMaskDecoder(nn.Module):
             "pred_objectness": self.iou_embed(normed),
         }
 
-    def _attn_mask(self, mask_embed: Tensor, level_mask_features: Tensor) -> Tensor:
+    def _attn_mask(self, mask_embed: Tensor, level_tokens: Tensor) -> Tensor:
         """Cross-attention mask [B, 1, Q, T*h*w] from mask embeddings [B, Q, C_mask] and the mask
-        features resized to the attended level [B, T, C_mask, h, w]."""
-        logits = tube_mask_logits(mask_embed.detach(), level_mask_features)
+        features of the attended level in token layout [B, C_mask, T*h*w] (``DecoderMemory``):
+        the tube mask logits at that level, already in token order."""
+        logits = torch.matmul(mask_embed.detach(), level_tokens)  # [B, Q, T*h*w]
         return mask_logits_to_attn_mask(logits, self.attn_mask_threshold)
 
     # ------------------------------------------------------------------ forward
@@ -399,8 +403,11 @@ class OMGMaskDecoder(nn.Module):
                 )
         src, pos, sizes = self._memory(multi_scale_features, b, t)
         mask_features = mask_features.reshape(b, t, *mask_features.shape[1:])
-        with torch.no_grad():
-            level_mask_features = [resize_mask_features(mask_features, size) for size in sizes]
+        with torch.no_grad():  # [B, T, C_mask, h, w] -> tokens [B, C_mask, T*h*w] ((t, y, x))
+            level_mask_features = [
+                resize_mask_features(mask_features, size).transpose(1, 2).flatten(2)
+                for size in sizes
+            ]
         levels = [i % self.num_feature_levels for i in range(self.num_layers)]
         key_values = [
             layer.memory_key_value(src[lvl], pos[lvl])
