@@ -138,10 +138,11 @@ def uses_math_attention(device_type: str, num_scores: int) -> bool:
     On CUDA the default kernel for a masked attention (memory-efficient attention) spreads its
     work over query blocks and heads only, so a handful of queries against a long memory leaves
     the GPU idle. Measured on an H200 (fp32, 8 heads, bool mask): 1 query x 13600 keys 1.38 ms
-    against 0.13 ms through the math path, 100 queries 1.52 against 0.74 ms, 300 queries (a
-    ConvNeXt-L forward) 1.59 against 1.06 ms. The math path keeps the scores (for backward too),
-    so it is taken only up to ``MATH_ATTENTION_MAX_SCORES``: re-prompts, prompt training and
-    inference of a single image, not a training batch of clips. CPU kernels are not affected.
+    against 0.13 ms through the math path, 100 queries 1.52 against 0.74 ms, 300 queries 1.59
+    against 1.06 ms. The math path keeps the scores (for backward too), so it is taken only up to
+    ``MATH_ATTENTION_MAX_SCORES``: re-prompts and prompt training, the coarser levels of a
+    300-query forward, not its finest level nor a training batch of clips. CPU kernels are not
+    affected.
     """
     return device_type == "cuda" and num_scores <= MATH_ATTENTION_MAX_SCORES
 
