@@ -12,7 +12,7 @@ from .encoder import (
 from .postprocess import (
     PromptFields,
     class_labels,
-    mask_quality,
+    masks_and_quality,
     output_mask_probs,
     prompt_instances,
     prompt_results,
@@ -35,7 +35,7 @@ __all__ = [
     "pool_region_features",
     "pool_box_features",
     "class_labels",
-    "mask_quality",
+    "masks_and_quality",
     "output_mask_probs",
     "PromptFields",
     "prompt_instances",

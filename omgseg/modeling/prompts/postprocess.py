@@ -26,7 +26,7 @@ __all__ = [
     "prompt_instances",
     "prompt_results",
     "class_labels",
-    "mask_quality",
+    "masks_and_quality",
     "output_mask_probs",
 ]
 
@@ -42,15 +42,9 @@ def class_labels(mask_cls: Tensor) -> Tuple[Tensor, Tensor]:
     return labels, scores
 
 
-def mask_quality(probs: Tensor, masks: Tensor) -> Tensor:
-    """[P] mean of ``probs`` [P, H, W] inside the bool ``masks`` (0 where empty)."""
-    area = masks.flatten(1).sum(1)
-    inside = probs.masked_fill(~masks, 0.0).flatten(1).sum(1)
-    return inside / area.clamp(min=1)  # an empty mask sums to 0
-
-
-def _masks_and_quality(probs: Tensor) -> Tuple[Tensor, Tensor]:
-    """(bool masks = ``probs`` > 0.5, their :func:`mask_quality`) of ``probs`` [P, H, W]."""
+def masks_and_quality(probs: Tensor) -> Tuple[Tensor, Tensor]:
+    """(bool masks = ``probs`` > 0.5, their quality: the mean of ``probs`` inside each mask, 0
+    for an empty one) of mask probabilities ``probs`` [P, H, W]: ([P, H, W], [P])."""
     inside = F.threshold(probs, 0.5, 0.0)  # probs where > 0.5, else 0
     masks = inside.bool()  # = inside > 0 (probabilities are >= 0), a cheaper kernel
     return masks, inside.flatten(1).sum(1) / masks.flatten(1).sum(1).clamp(min=1)
@@ -84,16 +78,16 @@ def _prompt_masks(
     output_size: Tuple[int, int],
 ) -> Tuple[Tensor, Tensor]:
     """(bool masks [P, height, width] = probability > 0.5 at the original size, their quality
-    [P] (:func:`mask_quality`)); resized in chunks of 16 prompts to bound memory."""
+    [P] (:func:`masks_and_quality`)); resized in chunks of 16 prompts to bound memory."""
     p = mask_logits.shape[0]
     height, width = int(output_size[0]), int(output_size[1])
     if p <= _CHUNK:
-        return _masks_and_quality(
+        return masks_and_quality(
             output_mask_probs(mask_logits, padded_size, image_size, (height, width)))
     masks = torch.zeros((p, height, width), dtype=torch.bool, device=mask_logits.device)
     quality = torch.zeros((p,), dtype=torch.float32, device=mask_logits.device)
     for s in range(0, p, _CHUNK):
-        masks[s:s + _CHUNK], quality[s:s + _CHUNK] = _masks_and_quality(output_mask_probs(
+        masks[s:s + _CHUNK], quality[s:s + _CHUNK] = masks_and_quality(output_mask_probs(
             mask_logits[s:s + _CHUNK], padded_size, image_size, (height, width)))
     return masks, quality
 

@@ -90,12 +90,12 @@ def _rle_to_mask(rle) -> np.ndarray:
     return mask_util.decode(rle).astype(bool)
 
 
-
 def _prompt_kwargs(points, boxes, regions) -> dict:
     """Prompt keyword arguments of the predictors, None for the kinds not given (None or
     empty): points [N, 2], boxes [M, 4], regions bool [S, H, W] (strokes or masks)."""
     given = {"points": points, "boxes": boxes, "masks": regions}
     return {k: (None if v is None or len(v) == 0 else v) for k, v in given.items()}
+
 
 class Segmenter:
     """The demos' model (see the module docstring).
