@@ -1,14 +1,18 @@
 """Shared test set-up: an isolated $DETECTRON2_DATASETS, a tiny synthetic dataset, the real COCO
 sample (registered here, from explicit paths) and a tiny config."""
 import os
+import shutil
 import tempfile
 
 # Before anything imports omgseg (which registers datasets under $DETECTRON2_DATASETS).
 # Spawned DDP workers import this module again: they must reuse the parent's folder.
+_OWNS_DATA_ROOT = not os.environ.get("OMGSEG_TEST_DATASETS")
 _DATA_ROOT = (os.environ.get("OMGSEG_TEST_DATASETS")
               or tempfile.mkdtemp(prefix="omgseg-tests-datasets-"))
 os.environ["OMGSEG_TEST_DATASETS"] = _DATA_ROOT
 os.environ["DETECTRON2_DATASETS"] = _DATA_ROOT
+# Gradio's upload cache (read when gradio is imported) goes with the session's folder too.
+os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(_DATA_ROOT, "gradio"))
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -19,6 +23,12 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Read-only real COCO photos + panoptic ground truth, kept beside the repository (not part of it).
 COCO_SAMPLE = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data", "coco-panoptic-sample")
 COCO_SAMPLE_NAME = "coco_panoptic_sample"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The session's dataset folder goes with the session (only the process that made it)."""
+    if _OWNS_DATA_ROOT:
+        shutil.rmtree(_DATA_ROOT, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

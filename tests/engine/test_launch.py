@@ -1,5 +1,6 @@
 """omgseg.engine.launch: Detectron2's launch whose workers end cleanly."""
 import os
+import tempfile
 
 import pytest
 from torch.multiprocessing.spawn import ProcessRaisedException
@@ -35,6 +36,9 @@ def test_two_workers_run_and_exit_cleanly(tmp_path):
             os.remove(tmp_path / name)
 
 
-def test_a_failing_worker_is_reported(tmp_path):
+def test_a_failing_worker_is_reported(tmp_path, monkeypatch):
+    # torch's spawn leaves the failed worker's traceback file in the temp folder: keep it in ours.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "spawn"))
+    (tmp_path / "spawn").mkdir()
     with pytest.raises(ProcessRaisedException, match="rank 1 fails on purpose"):
         launch(_fail_on_rank_1, 2, dist_url="auto", args=(str(tmp_path),))
