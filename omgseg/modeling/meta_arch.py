@@ -21,7 +21,7 @@ from . import open_vocab
 from .clip.text_embeddings import TextEmbeddingCache
 from .criterion import SetCriterion
 from .postprocessing import frame_inference
-from .prompts import PromptSettings, decode_prompts, prompt_instances
+from .prompts import PromptSettings, decode_prompts, prompt_results
 from .video import (
     ClipPrediction,
     PostprocessSettings,
@@ -430,7 +430,7 @@ class OMGSeg(nn.Module):
     def prompt_inference(self, batched_inputs: List[dict]) -> List[dict]:
         """Inputs with ``"prompts"`` (pixels of their image; see ``omgseg.data.prompts``): one
         mask per prompt, ``{"prompt_instances": Instances}`` per input at its original size
-        (``omgseg.modeling.prompts.prompt_instances``), labels from the input's vocabulary."""
+        (``omgseg.modeling.prompts.prompt_results``), labels from the input's vocabulary."""
         missing = [i for i, inp in enumerate(batched_inputs) if "prompts" not in inp]
         if missing:
             raise ValueError(f"inputs {missing} have no 'prompts' while others do: prompt and "
@@ -447,11 +447,11 @@ class OMGSeg(nn.Module):
         for i, (inp, p) in enumerate(zip(batched_inputs, prompts)):
             image_size = tuple(images.image_sizes[i])
             n = len(p)
-            results.append({"prompt_instances": prompt_instances(
+            results.append({"prompt_instances": prompt_results(
                 outputs["pred_logits"][i, :n], outputs["pred_masks"][i, :n, 0],
                 outputs["pred_objectness"][i, :n], padded_size, image_size,
                 (int(inp.get("height", image_size[0])), int(inp.get("width", image_size[1]))),
-            )})
+            ).to_instances()})
         return results
 
     # ---- streaming video inference -----------------------------------------------------------

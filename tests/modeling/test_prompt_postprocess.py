@@ -33,3 +33,15 @@ def test_prompt_results_chunked_equals_one_pass():
     labels, scores = class_labels(mask_cls)
     assert torch.equal(many.pred_classes, labels) and torch.equal(many.class_scores, scores)
     torch.testing.assert_close(many.objectness, objectness.flatten().sigmoid())
+
+
+def test_results_as_instances_keep_the_output_size_and_fields():
+    g = torch.Generator().manual_seed(1)
+    for p in (3, 0):  # no prompt: an empty Instances of the output size
+        res = prompt_results(torch.randn(p, 5, generator=g), torch.randn(p, 6, 8, generator=g),
+                             torch.randn(p, 1, generator=g), (24, 32), (22, 30), (44, 60))
+        inst = res.to_instances()
+        assert inst.image_size == (44, 60) and len(inst) == p
+        assert set(inst.get_fields()) == set(res._fields)
+        for name in res._fields:
+            assert inst.get(name) is getattr(res, name)

@@ -14,7 +14,6 @@ from .postprocess import (
     class_labels,
     masks_and_quality,
     output_mask_probs,
-    prompt_instances,
     prompt_results,
 )
 from .referring import (
@@ -38,7 +37,6 @@ __all__ = [
     "masks_and_quality",
     "output_mask_probs",
     "PromptFields",
-    "prompt_instances",
     "prompt_results",
     "ReferringMatches",
     "best_f1_threshold",

@@ -23,7 +23,6 @@ from detectron2.structures import Instances
 
 __all__ = [
     "PromptFields",
-    "prompt_instances",
     "prompt_results",
     "class_labels",
     "masks_and_quality",
@@ -93,14 +92,18 @@ def _prompt_masks(
 
 
 class PromptFields(NamedTuple):
-    """Per-prompt results of one image, in prompt order (the fields of
-    :func:`prompt_instances`)."""
+    """Per-prompt results of one image, in prompt order."""
 
     pred_masks: Tensor  # bool [P, height, width]
     scores: Tensor  # [P] mask quality
     objectness: Tensor  # [P] probability
     pred_classes: Tensor  # long [P]
     class_scores: Tensor  # [P]
+
+    def to_instances(self) -> Instances:
+        """These fields as ``Instances(image_size=(height, width))`` of the masks, in prompt
+        order (boxes of the masks: ``BitMasks(pred_masks).get_bounding_boxes()`` when needed)."""
+        return Instances(tuple(self.pred_masks.shape[-2:]), **self._asdict())
 
 
 def prompt_results(
@@ -124,19 +127,3 @@ def prompt_results(
     return PromptFields(masks, quality, objectness.reshape(-1).float().sigmoid(), labels,
                         label_scores)
 
-
-def prompt_instances(
-    mask_cls: Tensor,
-    mask_logits: Tensor,
-    objectness: Tensor,
-    padded_size: Tuple[int, int],
-    image_size: Tuple[int, int],
-    output_size: Tuple[int, int],
-) -> Instances:
-    """:func:`prompt_results` (same arguments) as ``Instances(image_size=output_size)`` in prompt
-    order with ``pred_masks`` bool [P, height, width], ``scores``, ``objectness``,
-    ``pred_classes`` and ``class_scores`` (boxes of the masks:
-    ``BitMasks(pred_masks).get_bounding_boxes()`` when needed)."""
-    fields = prompt_results(mask_cls, mask_logits, objectness, padded_size, image_size,
-                            output_size)
-    return Instances((int(output_size[0]), int(output_size[1])), **fields._asdict())
