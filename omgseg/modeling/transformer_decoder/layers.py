@@ -75,9 +75,12 @@ def project_key_value(attn: nn.MultiheadAttention, key: Tensor, value: Tensor) -
     """The key and value projections of ``attn`` on ``key`` / ``value`` [B, L, C], split into
     heads: ([B, heads, L, C / heads], same). Memory tokens are fixed while queries change, so
     these can be computed once per image and reused by every query set."""
-    params = _attention_params(attn)
-    k = _split_heads(_in_projection(params, key, 1), attn.num_heads)
-    return KeyValue(k, _split_heads(_in_projection(params, value, 2), attn.num_heads))
+    return _key_value(_attention_params(attn), key, value, attn.num_heads)
+
+
+def _key_value(params: _AttentionParams, key: Tensor, value: Tensor, heads: int) -> KeyValue:
+    k = _split_heads(_in_projection(params, key, 1), heads)
+    return KeyValue(k, _split_heads(_in_projection(params, value, 2), heads))
 
 
 def multi_head_attention(
@@ -108,9 +111,9 @@ def multi_head_attention(
     """
     b, q_len, c = query.shape
     heads = attn.num_heads
-    if key_value is None:
-        key_value = project_key_value(attn, key, value)
     params = _attention_params(attn)
+    if key_value is None:
+        key_value = _key_value(params, key, value, heads)
     q = _split_heads(_in_projection(params, query, 0), heads)
 
     mask = None
